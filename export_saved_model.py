@@ -1,0 +1,73 @@
+r"""Exports a trained DaTaSeg checkpoint as a SavedModel for serving.
+
+  python export_saved_model.py --experiment=dataseg_demo \
+      --config_file=MODEL_DIR/params.yaml --checkpoint_path=MODEL_DIR \
+      --export_dir=EXPORT_DIR [--input_type=image_tensor|image_bytes] [--vocabulary=DATASET]
+
+Signatures: panoptic, semantic, instance (default vocabulary baked in) and
+*_with_vocabulary (caller-supplied class names and text embeddings); see docs/serving.md.
+"""
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+import tensorflow as tf
+
+from official_dataseg.serving import export_module
+from official_dataseg.serving import loader
+from official_dataseg.utils import console
+from official_dataseg.utils import experiment as experiment_lib
+
+flags.DEFINE_string('experiment', None, 'Registered experiment name (e.g. dataseg_demo).')
+flags.DEFINE_multi_string('config_file', [], 'YAML config files applied in order '
+                          '(usually MODEL_DIR/params.yaml).')
+flags.DEFINE_string('params_override', '', 'Overrides: "a.b=1,c.d=x" or YAML.')
+flags.DEFINE_string('checkpoint_path', None, 'Checkpoint prefix or a directory (its latest).')
+flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel (must not exist).')
+flags.DEFINE_enum('input_type', export_module.IMAGE_TENSOR, export_module.INPUT_TYPES,
+                  'image_tensor: uint8 [B, H, W, 3]; image_bytes: one encoded JPEG/PNG.')
+flags.DEFINE_integer('batch_size', 0, 'Static batch size of image_tensor inputs; 0 = any.')
+flags.DEFINE_string('vocabulary', '', 'Name of the experiment dataset whose vocabulary and '
+                    'read-out thresholds are baked in; default: the first panoptic one.')
+flags.DEFINE_integer('max_image_size', 4096, 'Larger input images are rejected.')
+
+FLAGS = flags.FLAGS
+
+
+def export(params, checkpoint_path: str, export_dir: str, input_type: str,
+           batch_size: int = 0, vocabulary: str = '', max_image_size: int = 4096) -> str:
+  """Writes the SavedModel atomically (temporary directory, then rename); returns its path."""
+  if tf.io.gfile.exists(export_dir):
+    raise FileExistsError(f'--export_dir {export_dir!r} already exists')
+  module = loader.build_serving_module(params, checkpoint_path, vocabulary, max_image_size)
+  signatures = module.get_signatures(input_type, batch_size=batch_size or None)
+  temporary_dir = export_dir.rstrip('/') + '.tmp'
+  if tf.io.gfile.exists(temporary_dir):
+    tf.io.gfile.rmtree(temporary_dir)
+  tf.saved_model.save(module, temporary_dir, signatures=signatures)
+  tf.io.gfile.rename(temporary_dir, export_dir)
+  logging.info('Exported %s SavedModel to %s', input_type, export_dir)
+  return export_dir
+
+
+def main(_) -> None:
+  for name in ('experiment', 'checkpoint_path', 'export_dir'):
+    if not FLAGS[name].value:
+      console.fail(f'--{name} is required')
+  try:
+    params = experiment_lib.parse_experiment(FLAGS.experiment, FLAGS.config_file,
+                                             FLAGS.params_override)
+    path = export(params, FLAGS.checkpoint_path, FLAGS.export_dir, FLAGS.input_type,
+                  FLAGS.batch_size, FLAGS.vocabulary, FLAGS.max_image_size)
+  except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
+    console.fail(str(e))
+  print(f'SavedModel written to {path}')
+
+
+if __name__ == '__main__':
+  console.quiet_logs()
+  app.run(main, flags_parser=console.parse_flags_or_fail)

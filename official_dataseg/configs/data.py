@@ -1,0 +1,86 @@
+"""Input configuration: one `DatasetConfig` per dataset, grouped in a `DataConfig`.
+
+A training `DataConfig` lists the co-trained datasets; each training step draws one of them by
+`sampling_weight` and the whole global batch comes from it. A validation `DataConfig` lists the
+datasets evaluated one after the other.
+"""
+import dataclasses
+from typing import List, Optional, Tuple
+
+from official.core import config_definitions as cfg
+from official.modeling import hyperparams
+
+from official_dataseg import common
+from official_dataseg.configs import losses as loss_config
+
+
+@dataclasses.dataclass
+class DatasetConfig(hyperparams.Config):
+  """One dataset: where its TFRecords are, how it is supervised and augmented.
+
+  Attributes:
+    name: short unique name, used in logs and metric keys (e.g. 'ade20k_semantic').
+    task_type: one of `common.TASK_TYPES`.
+    input_path: TFRecord file pattern(s), comma separated.
+    vocabulary: built-in vocabulary name (see `official_dataseg/text/vocabularies/`) or a path to
+      a vocabulary JSON file.
+    class_embeddings: path to a `.npz` of text embeddings for this vocabulary; empty means the
+      shipped embeddings of `vocabulary` for `DataSegTask.text_encoder`.
+    num_classes_padded: the static vocabulary width fed to the model (>= vocabulary size); 0
+      means exactly the vocabulary size.
+    sampling_weight: relative probability that a training step draws this dataset.
+    learning_rate_multiplier: learning rate factor applied on steps that draw this dataset.
+    aug_scale_min: lower bound of the large-scale-jitter scale.
+    aug_scale_max: upper bound of the large-scale-jitter scale.
+    aug_rand_hflip: random horizontal flip in training.
+    repeat_factor_threshold: LVIS repeat-factor sampling threshold t; 0 disables it.
+    category_frequency_file: the converter's `*-category_frequency.json`; empty means the file
+      beside the first shard, derived from `input_path`.
+    ignore_label_in_eval: label ignored by the semantic metric (-1: none); VOC's background.
+    panoptic_confidence_threshold: keep panoptic proposals above this class probability.
+    panoptic_overlap_threshold: drop proposals that keep less than this fraction of their mask.
+    min_segment_area: segments smaller than this many pixels are dropped (panoptic, instance).
+    max_detections: number of (query, class) pairs kept for instance output.
+    loss: matching-cost and loss weights used when this dataset is trained on.
+  """
+  name: str = ''
+  task_type: str = common.TASK_SEMANTIC
+  input_path: str = ''
+  vocabulary: str = ''
+  class_embeddings: str = ''
+  num_classes_padded: int = 0
+  sampling_weight: float = 1.0
+  learning_rate_multiplier: float = 1.0
+  aug_scale_min: float = 0.1
+  aug_scale_max: float = 2.0
+  aug_rand_hflip: bool = True
+  repeat_factor_threshold: float = 0.0
+  category_frequency_file: str = ''
+  ignore_label_in_eval: int = -1
+  panoptic_confidence_threshold: float = 0.85
+  panoptic_overlap_threshold: float = 0.8
+  min_segment_area: int = 4
+  max_detections: int = 100
+  loss: loss_config.LossWeights = dataclasses.field(default_factory=loss_config.LossWeights)
+
+
+@dataclasses.dataclass
+class DataConfig(cfg.DataConfig):
+  """Input pipeline for a list of datasets.
+
+  Attributes:
+    datasets: the datasets, in dataset-id order.
+    output_size: [height, width] of the model input (images are resized and padded / cropped).
+    max_instances: static number of ground-truth objects per image (M).
+    eval_groundtruth_size: [height, width] to which full-resolution evaluation ground truth is
+      padded (must be >= every evaluation image).
+    dtype: image dtype fed to the model ('float32', 'bfloat16').
+  """
+  datasets: Tuple[DatasetConfig, ...] = ()
+  output_size: List[int] = dataclasses.field(default_factory=lambda: [1024, 1024])
+  max_instances: int = 100
+  eval_groundtruth_size: List[int] = dataclasses.field(default_factory=lambda: [2048, 2048])
+  dtype: str = 'float32'
+  seed: Optional[int] = 0
+  shuffle_buffer_size: int = 1000
+  drop_remainder: bool = True

@@ -1,0 +1,286 @@
+"""DaTaSeg task configuration and the registered experiments.
+
+Every number the paper states lives here (DESIGN sections 3-7, appendix H and Table 13); the code
+holds none of them. Experiments:
+
+  dataseg_r50        ResNet-50, batch 384, 500k steps, lr 3e-5 (paper Table 1)
+  dataseg_vitdet_b   ViTDet-B, 600k steps, lr 6e-5
+  dataseg_vitdet_l   ViTDet-L, batch 256, 540.5k steps, lr 4e-5
+  dataseg_demo       a small model on the built-in synthetic suite, for 2 CPU cores
+"""
+import dataclasses
+from typing import List, Optional, Sequence
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import hyperparams
+from official.modeling import optimization
+
+from official_dataseg import common
+from official_dataseg.configs import data as data_config
+from official_dataseg.configs import losses as loss_config
+from official_dataseg.configs import model as model_config
+
+DatasetConfig = data_config.DatasetConfig
+DataConfig = data_config.DataConfig
+
+
+@dataclasses.dataclass
+class DataSegTask(cfg.TaskConfig):
+  """The DaTaSeg task: one model co-trained on several datasets.
+
+  Attributes:
+    model: the network.
+    train_data: the co-trained datasets (one is drawn per step).
+    validation_data: the datasets evaluated, each with its own vocabulary.
+    text_encoder: which shipped text embeddings the vocabularies use ('minilm' or 'clip').
+    init_checkpoint_modules: 'backbone' restores only the backbone from `init_checkpoint` (an
+      ImageNet / MAE checkpoint); 'all' restores the whole model.
+    max_consecutive_nonfinite_steps: training stops with an error after this many updates in a
+      row were skipped for a non-finite loss or gradient.
+    num_eval_images_to_summarize: prediction overlays written to TensorBoard per eval dataset.
+  """
+  model: model_config.DataSegModel = dataclasses.field(
+      default_factory=model_config.DataSegModel)
+  train_data: DataConfig = dataclasses.field(
+      default_factory=lambda: DataConfig(is_training=True))
+  validation_data: DataConfig = dataclasses.field(
+      default_factory=lambda: DataConfig(is_training=False, drop_remainder=False))
+  text_encoder: str = 'minilm'
+  init_checkpoint_modules: str = 'backbone'
+  max_consecutive_nonfinite_steps: int = 20
+  num_eval_images_to_summarize: int = 2
+
+
+# ---------------------------------------------------------------------------
+# Datasets of the paper (DESIGN sections 1, 6, 8). Paths are relative to the directory where
+# `tfrecords_tools` wrote them; override with --params_override or a YAML file.
+# ---------------------------------------------------------------------------
+def ade20k_semantic_train(path='tfrecords/ade20k_semantic/train-*-of-*') -> DatasetConfig:
+  return DatasetConfig(
+      name='ade20k_semantic', task_type=common.TASK_SEMANTIC, input_path=path,
+      vocabulary='ade20k_semantic', sampling_weight=1.0, learning_rate_multiplier=3.0,
+      aug_scale_min=0.5, aug_scale_max=2.0,
+      loss=loss_config.ade_semantic_loss_weights())
+
+
+def coco_panoptic_train(path='tfrecords/coco_panoptic/train-*-of-*') -> DatasetConfig:
+  return DatasetConfig(
+      name='coco_panoptic', task_type=common.TASK_PANOPTIC, input_path=path,
+      vocabulary='coco_panoptic', sampling_weight=4.0, learning_rate_multiplier=5.0,
+      aug_scale_min=0.1, aug_scale_max=2.0,
+      loss=loss_config.coco_panoptic_loss_weights())
+
+
+def objects365_train(path='tfrecords/objects365/train-*-of-*') -> DatasetConfig:
+  return DatasetConfig(
+      name='objects365', task_type=common.TASK_INSTANCE, input_path=path,
+      vocabulary='objects365', sampling_weight=4.0, learning_rate_multiplier=2.0,
+      aug_scale_min=0.1, aug_scale_max=2.0, repeat_factor_threshold=0.01,
+      loss=loss_config.o365_box_loss_weights())
+
+
+def paper_eval_datasets() -> List[DatasetConfig]:
+  """The paper's evaluation sets: the four main ones, then direct transfer (DESIGN section 8)."""
+  return [
+      DatasetConfig(name='ade20k_semantic', task_type=common.TASK_SEMANTIC,
+                    input_path='tfrecords/ade20k_semantic/val-*-of-*', vocabulary='ade20k_semantic'),
+      DatasetConfig(name='coco_panoptic', task_type=common.TASK_PANOPTIC,
+                    input_path='tfrecords/coco_panoptic/val-*-of-*', vocabulary='coco_panoptic',
+                    panoptic_confidence_threshold=0.85),
+      DatasetConfig(name='ade20k_panoptic', task_type=common.TASK_PANOPTIC,
+                    input_path='tfrecords/ade20k_panoptic/val-*-of-*', vocabulary='ade20k_panoptic',
+                    panoptic_confidence_threshold=0.8),
+      DatasetConfig(name='objects365_instance', task_type=common.TASK_INSTANCE,
+                    input_path='tfrecords/objects365_instance/val-*-of-*', vocabulary='objects365'),
+      DatasetConfig(name='pascal_voc', task_type=common.TASK_SEMANTIC,
+                    input_path='tfrecords/pascal_voc/val-*-of-*', vocabulary='pascal_voc',
+                    ignore_label_in_eval=0),
+      DatasetConfig(name='pascal_context_59', task_type=common.TASK_SEMANTIC,
+                    input_path='tfrecords/pascal_context_59/val-*-of-*',
+                    vocabulary='pascal_context_59'),
+      DatasetConfig(name='pascal_context_459', task_type=common.TASK_SEMANTIC,
+                    input_path='tfrecords/pascal_context_459/val-*-of-*',
+                    vocabulary='pascal_context_459'),
+      DatasetConfig(name='coco_semantic', task_type=common.TASK_SEMANTIC,
+                    input_path='tfrecords/coco_semantic/val-*-of-*', vocabulary='coco_semantic'),
+      DatasetConfig(name='cityscapes_panoptic', task_type=common.TASK_PANOPTIC,
+                    input_path='tfrecords/cityscapes_panoptic/val-*-of-*',
+                    vocabulary='cityscapes_panoptic', panoptic_confidence_threshold=0.8),
+  ]
+
+
+def resnet50_model() -> model_config.DataSegModel:
+  """ResNet-50 (Model Garden's), FPN, 9-layer masked-attention decoder, 100 queries."""
+  return model_config.DataSegModel(input_size=[1024, 1024, 3])
+
+
+def vitdet_model(model_id: str) -> model_config.DataSegModel:
+  """ViTDet-B ('vit-b') or ViTDet-L ('vit-l') with ViTDet's simple feature pyramid."""
+  return model_config.DataSegModel(
+      input_size=[1024, 1024, 3],
+      backbone=model_config.Backbone(type='vitdet',
+                                     vitdet=model_config.ViTDet(model_id=model_id)))
+
+
+def demo_model() -> model_config.DataSegModel:
+  """A small DaTaSeg (ResNet-18, 64 wide, 6 decoder layers, 16 queries) for 2 CPU cores."""
+  return model_config.DataSegModel(
+      input_size=[128, 128, 3],
+      backbone=model_config.Backbone(type='resnet',
+                                     resnet=model_config.backbones.ResNet(model_id=18)),
+      norm_activation=model_config.common.NormActivation(activation='relu',
+                                                         use_sync_bn=False),
+      pixel_decoder=model_config.PixelDecoder(num_filters=64, mask_embedding_dim=64),
+      transformer_decoder=model_config.TransformerDecoder(
+          num_layers=6, hidden_size=64, num_heads=4, ffn_dim=256, num_queries=16),
+  )
+
+
+def step_schedule_optimization(learning_rate: float, train_steps: int,
+                               warmup_steps: int) -> optimization.OptimizationConfig:
+  """AdamW (wd 0.05, global-norm clip 0.1), lr x0.1 at 90% and 95% of training."""
+  boundaries = [int(0.9 * train_steps), int(0.95 * train_steps)]
+  return optimization.OptimizationConfig({
+      'optimizer': {
+          'type': 'adamw',
+          'adamw': {
+              'weight_decay_rate': 0.05,
+              'gradient_clip_norm': 0.0,
+              'global_clipnorm': 0.1,
+              'exclude_from_weight_decay': ['LayerNorm', 'layer_norm', 'bias', 'beta',
+                                            'gamma', 'embedding'],
+          },
+      },
+      'learning_rate': {
+          'type': 'stepwise',
+          'stepwise': {
+              'boundaries': boundaries,
+              'values': [learning_rate, learning_rate * 0.1, learning_rate * 0.01],
+          },
+      },
+      'warmup': {
+          'type': 'linear',
+          'linear': {'warmup_steps': warmup_steps, 'warmup_learning_rate': 0.0},
+      },
+  })
+
+
+def _paper_experiment(model: model_config.DataSegModel, global_batch_size: int,
+                      train_steps: int, learning_rate: float) -> cfg.ExperimentConfig:
+  """ADE semantic + COCO panoptic + O365 boxes co-training at 1024x1024 (appendix H)."""
+  train_data = DataConfig(
+      is_training=True, global_batch_size=global_batch_size, output_size=[1024, 1024],
+      max_instances=100, dtype='bfloat16',
+      datasets=(ade20k_semantic_train(), coco_panoptic_train(), objects365_train()))
+  validation_data = DataConfig(
+      is_training=False, global_batch_size=8, output_size=[1024, 1024], max_instances=100,
+      drop_remainder=False, dtype='bfloat16', datasets=tuple(paper_eval_datasets()))
+  checkpoint_interval = 5000
+  return cfg.ExperimentConfig(
+      task=DataSegTask(model=model, train_data=train_data, validation_data=validation_data),
+      runtime=cfg.RuntimeConfig(distribution_strategy='tpu',
+                                mixed_precision_dtype='bfloat16'),
+      trainer=cfg.TrainerConfig(
+          train_steps=train_steps,
+          validation_steps=-1,
+          validation_interval=50000,
+          steps_per_loop=1000,
+          summary_interval=1000,
+          checkpoint_interval=checkpoint_interval,
+          max_to_keep=5,
+          eval_tf_while_loop=False,
+          optimizer_config=step_schedule_optimization(learning_rate, train_steps,
+                                                      warmup_steps=1000)),
+      restrictions=['task.train_data.is_training != None',
+                    'task.validation_data.is_training != None'])
+
+
+@exp_factory.register_config_factory('dataseg_r50')
+def dataseg_r50() -> cfg.ExperimentConfig:
+  """ResNet-50: batch 384, 500k steps, lr 3e-5 on 64 TPU v4 chips."""
+  return _paper_experiment(resnet50_model(), global_batch_size=384,
+                           train_steps=500000, learning_rate=3e-5)
+
+
+@exp_factory.register_config_factory('dataseg_vitdet_b')
+def dataseg_vitdet_b() -> cfg.ExperimentConfig:
+  """ViTDet-B: 600k steps, lr 6e-5 (batch not stated in the paper; 256 as for ViTDet-L)."""
+  return _paper_experiment(vitdet_model('vit-b'), global_batch_size=256,
+                           train_steps=600000, learning_rate=6e-5)
+
+
+@exp_factory.register_config_factory('dataseg_vitdet_l')
+def dataseg_vitdet_l() -> cfg.ExperimentConfig:
+  """ViTDet-L: batch 256, 540.5k steps, lr 4e-5 on 128 TPU v4 chips."""
+  return _paper_experiment(vitdet_model('vit-l'), global_batch_size=256,
+                           train_steps=540500, learning_rate=4e-5)
+
+
+# ---------------------------------------------------------------------------
+# The demo: the built-in synthetic suite (written by `tfrecords_tools.synthetic_suite` and
+# converted by the real converters) and a small model that trains on 2 CPU cores in minutes.
+# ---------------------------------------------------------------------------
+def demo_train_datasets(root: str = 'demo_output/tfrecords') -> Sequence[DatasetConfig]:
+  return (
+      DatasetConfig(name='synthetic_ade', task_type=common.TASK_SEMANTIC,
+                    input_path=f'{root}/synthetic_ade_train-*-of-*', vocabulary='synthetic_ade',
+                    sampling_weight=1.0, learning_rate_multiplier=3.0,
+                    aug_scale_min=0.5, aug_scale_max=2.0,
+                    loss=loss_config.ade_semantic_loss_weights()),
+      DatasetConfig(name='synthetic_coco', task_type=common.TASK_PANOPTIC,
+                    input_path=f'{root}/synthetic_coco_train-*-of-*', vocabulary='synthetic_coco',
+                    sampling_weight=4.0, learning_rate_multiplier=5.0,
+                    aug_scale_min=0.5, aug_scale_max=2.0,
+                    loss=loss_config.coco_panoptic_loss_weights()),
+      DatasetConfig(name='synthetic_o365', task_type=common.TASK_INSTANCE,
+                    input_path=f'{root}/synthetic_o365_train-*-of-*', vocabulary='synthetic_o365',
+                    sampling_weight=4.0, learning_rate_multiplier=2.0,
+                    aug_scale_min=0.5, aug_scale_max=2.0, repeat_factor_threshold=0.01,
+                    loss=loss_config.o365_box_loss_weights()),
+  )
+
+
+def demo_eval_datasets(root: str = 'demo_output/tfrecords') -> Sequence[DatasetConfig]:
+  return (
+      DatasetConfig(name='synthetic_ade', task_type=common.TASK_SEMANTIC,
+                    input_path=f'{root}/synthetic_ade_val-*-of-*', vocabulary='synthetic_ade'),
+      DatasetConfig(name='synthetic_coco', task_type=common.TASK_PANOPTIC,
+                    input_path=f'{root}/synthetic_coco_val-*-of-*', vocabulary='synthetic_coco',
+                    panoptic_confidence_threshold=0.5),
+      DatasetConfig(name='synthetic_o365', task_type=common.TASK_INSTANCE,
+                    input_path=f'{root}/synthetic_o365_val-*-of-*',
+                    vocabulary='synthetic_o365'),
+      DatasetConfig(name='synthetic_voc', task_type=common.TASK_SEMANTIC,
+                    input_path=f'{root}/synthetic_voc_val-*-of-*', vocabulary='synthetic_voc',
+                    ignore_label_in_eval=0),
+  )
+
+
+@exp_factory.register_config_factory('dataseg_demo')
+def dataseg_demo() -> cfg.ExperimentConfig:
+  """A small DaTaSeg on the built-in synthetic suite: trains on 2 CPU cores in minutes."""
+  train_steps = 600
+  train_data = DataConfig(
+      is_training=True, global_batch_size=8, output_size=[128, 128], max_instances=16,
+      shuffle_buffer_size=64, datasets=tuple(demo_train_datasets()))
+  validation_data = DataConfig(
+      is_training=False, global_batch_size=8, output_size=[128, 128], max_instances=16,
+      eval_groundtruth_size=[256, 256], drop_remainder=False,
+      datasets=tuple(demo_eval_datasets()))
+  return cfg.ExperimentConfig(
+      task=DataSegTask(model=demo_model(), train_data=train_data,
+                       validation_data=validation_data),
+      runtime=cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0),
+      trainer=cfg.TrainerConfig(
+          train_steps=train_steps,
+          validation_steps=-1,
+          validation_interval=train_steps,
+          steps_per_loop=50,
+          summary_interval=50,
+          checkpoint_interval=200,
+          max_to_keep=3,
+          eval_tf_while_loop=False,
+          optimizer_config=step_schedule_optimization(1e-3, train_steps, warmup_steps=50)),
+      restrictions=['task.train_data.is_training != None',
+                    'task.validation_data.is_training != None'])

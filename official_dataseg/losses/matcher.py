@@ -1,0 +1,100 @@
+"""Static-shape Hungarian matching of prediction entries to padded ground truth.
+
+Wraps Model Garden's DETR solver (`hungarian_matching`, square matrices only).
+A rectangular [P, M] cost with validity flags is padded to a square [K, K],
+K = max(P, M): every cell that involves an invalid entry, a padded GT, a pad
+row/column or a non-finite cost gets one bounded pad cost just above the
+largest real cost of the image. A pad cell costs more than any real cell, so
+the optimum pairs as many (valid entry, valid GT) as possible and, among
+those, minimises the real cost: it equals the rectangular assignment of the
+valid sub-matrix. (A huge pad cost such as 1e9 breaks the float32 solver.)
+"""
+from typing import NamedTuple
+
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
+
+from official.projects.detr.ops import matchers
+
+
+class MatchResult(NamedTuple):
+  """One-to-one matching between P prediction entries and M GT slots.
+
+  Attributes:
+    entry_to_gt: int32 [B, P], the GT index of each entry (meaningful only
+      where `entry_matched`).
+    entry_matched: bool [B, P], the entry is valid and paired with a valid GT.
+    gt_to_entry: int32 [B, M], the entry index of each GT (meaningful only
+      where `gt_matched`).
+    gt_matched: bool [B, M], the GT is valid and paired with a valid entry.
+  """
+  entry_to_gt: tf.Tensor
+  entry_matched: tf.Tensor
+  gt_to_entry: tf.Tensor
+  gt_matched: tf.Tensor
+
+
+def pad_cost_matrix(cost: tf.Tensor, entry_valid: tf.Tensor,
+                    gt_valid: tf.Tensor) -> tf.Tensor:
+  """Pads a rectangular cost to the square, bounded one the solver needs.
+
+  Args:
+    cost: float32 [B, P, M], cost of pairing entry p with GT m.
+    entry_valid: bool [B, P].
+    gt_valid: bool [B, M].
+
+  Returns:
+    float32 [B, K, K], K = max(P, M): real costs where both sides are valid
+    and the cost is finite, elsewhere max(real costs of the image) + 1.
+  """
+  num_entries, num_gt = cost.shape[1], cost.shape[2]
+  size = max(num_entries, num_gt)
+  real = (entry_valid[:, :, tf.newaxis] & gt_valid[:, tf.newaxis, :]
+          & tf.math.is_finite(cost))
+  largest_real = tf.reduce_max(
+      tf.where(real, cost, tf.float32.min), axis=[1, 2], keepdims=True)
+  any_real = tf.reduce_any(real, axis=[1, 2], keepdims=True)
+  pad_cost = tf.where(any_real, largest_real, 0.0) + 1.0
+  cost = tf.where(real, cost, pad_cost)
+  cost = tf.pad(cost, [[0, 0], [0, size - num_entries], [0, size - num_gt]])
+  in_rectangle = tf.pad(
+      tf.ones_like(real), [[0, 0], [0, size - num_entries],
+                           [0, size - num_gt]])
+  return tf.where(in_rectangle, cost, pad_cost)
+
+
+def hungarian_match(cost: tf.Tensor, entry_valid: tf.Tensor,
+                    gt_valid: tf.Tensor) -> MatchResult:
+  """Minimum-cost one-to-one matching, vectorised over the batch.
+
+  Args:
+    cost: float [B, P, M] matching cost (cast to float32; no gradient flows).
+    entry_valid: bool [B, P], False for entries that may not be matched.
+    gt_valid: bool [B, M], False for padded GT.
+
+  Returns:
+    A `MatchResult`.
+  """
+  cost = tf.stop_gradient(tf.cast(cost, tf.float32))
+  num_entries, num_gt = cost.shape[1], cost.shape[2]
+  square_cost = pad_cost_matrix(cost, entry_valid, gt_valid)
+  # Model Garden returns (adjusted_weights, assignment); rows = entries.
+  _, assignment = matchers.hungarian_matching(square_cost)
+  assignment = tf.stop_gradient(assignment)
+
+  entry_to_gt = tf.argmax(
+      tf.cast(assignment[:, :num_entries, :], tf.int32), axis=2,
+      output_type=tf.int32)
+  gt_to_entry = tf.argmax(
+      tf.cast(assignment[:, :, :num_gt], tf.int32), axis=1,
+      output_type=tf.int32)
+  # Pad rows/columns of the square have indices >= P or >= M: not a match.
+  entry_hits_real_gt = entry_to_gt < num_gt
+  gt_hits_real_entry = gt_to_entry < num_entries
+  entry_to_gt = tf.minimum(entry_to_gt, num_gt - 1)
+  gt_to_entry = tf.minimum(gt_to_entry, num_entries - 1)
+  entry_matched = (entry_valid & entry_hits_real_gt
+                   & tf.gather(gt_valid, entry_to_gt, batch_dims=1))
+  gt_matched = (gt_valid & gt_hits_real_entry
+                & tf.gather(entry_valid, gt_to_entry, batch_dims=1))
+  return MatchResult(entry_to_gt=entry_to_gt, entry_matched=entry_matched,
+                     gt_to_entry=gt_to_entry, gt_matched=gt_matched)

@@ -1,0 +1,159 @@
+"""Training-time MERGE: turns N proposals into the entries that are matched.
+
+DaTaSeg merges the proposals predicted as the same category into one mask
+per category before matching (paper Sec. 3.2; our interpretation, see
+docs/losses.md):
+- grouping: each proposal belongs to the argmax of its class logits over the
+  dataset's real classes (background excluded);
+- merged mask probability: min(1, sum of the members' mask probabilities)
+  ("hard"), or min(1, sum of member mask probability x member probability of
+  that class) ("soft");
+- merged class distribution: the mean of the members' softmax distributions
+  over C classes + background;
+- an entry is valid when its class has at least one member.
+
+Entries per task:
+- semantic: C merged entries, entry c = class c;
+- panoptic: the N proposals (valid when their argmax class is a thing), then
+  one merged entry per stuff class, in vocabulary order;
+- instance: the N proposals, all valid.
+
+Merged entries are probabilities; they are returned as logits
+logit(clip(p, eps, 1 - eps)) and log(clip(p, eps, 1)) so that the loss code
+works on logits and proposals keep their exact logits.
+"""
+from typing import NamedTuple, Sequence, Tuple
+
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
+
+from official_dataseg import common
+
+DEFAULT_PROBABILITY_CLIP = 1e-6
+
+
+class PredictionEntries(NamedTuple):
+  """What the matcher pairs with the GT: merged entries and/or proposals.
+
+  Attributes:
+    mask_logits: float32 [B, P, h, w].
+    class_log_probs: float32 [B, P, C + 1], background last.
+    valid: bool [B, P]; invalid entries are neither matched nor penalised.
+  """
+  mask_logits: tf.Tensor
+  class_log_probs: tf.Tensor
+  valid: tf.Tensor
+
+
+def stuff_class_ids(is_thing: Sequence[bool]) -> Tuple[int, ...]:
+  """Vocabulary indices of the stuff classes, in order."""
+  return tuple(c for c, thing in enumerate(is_thing) if not thing)
+
+
+def num_entries(task_type: str, num_queries: int,
+                is_thing: Sequence[bool]) -> int:
+  """P, the number of prediction entries for a task (static)."""
+  if task_type == common.TASK_SEMANTIC:
+    return len(is_thing)
+  if task_type == common.TASK_PANOPTIC:
+    return num_queries + len(stuff_class_ids(is_thing))
+  return num_queries
+
+
+def num_proposal_entries(task_type: str, num_queries: int) -> int:
+  """How many leading entries are single proposals (not merged)."""
+  return 0 if task_type == common.TASK_SEMANTIC else num_queries
+
+
+def merge_by_class(mask_probs: tf.Tensor, class_probs: tf.Tensor,
+                   membership: tf.Tensor, member_class_probs: tf.Tensor,
+                   soft: bool = False):
+  """Merges proposals into one mask and one class distribution per group.
+
+  Args:
+    mask_probs: float32 [B, N, h, w] proposal mask probabilities.
+    class_probs: float32 [B, N, C + 1] proposal class distributions.
+    membership: float32 [B, N, S], 1 where proposal n belongs to group s.
+    member_class_probs: float32 [B, N, S], each proposal's probability of
+      group s's class (used by the soft merge only).
+    soft: weight member masks by their class probability.
+
+  Returns:
+    merged_mask_probs: float32 [B, S, h, w] in [0, 1].
+    merged_class_probs: float32 [B, S, C + 1].
+    num_members: float32 [B, S].
+  """
+  mask_weights = membership * member_class_probs if soft else membership
+  merged_mask_probs = tf.minimum(
+      tf.einsum('bns,bnhw->bshw', mask_weights, mask_probs), 1.0)
+  num_members = tf.reduce_sum(membership, axis=1)
+  merged_class_probs = (tf.einsum('bns,bnk->bsk', membership, class_probs)
+                        / tf.maximum(num_members, 1.0)[..., tf.newaxis])
+  return merged_mask_probs, merged_class_probs, num_members
+
+
+def build_entries(mask_logits: tf.Tensor, class_logits: tf.Tensor,
+                  task_type: str, is_thing: Sequence[bool],
+                  soft_merge: bool = False,
+                  probability_clip: float = DEFAULT_PROBABILITY_CLIP
+                  ) -> PredictionEntries:
+  """Builds the prediction entries of one decoder layer (or a stack of them).
+
+  Args:
+    mask_logits: float32 [B, N, h, w] proposal mask logits.
+    class_logits: float32 [B, N, C + 1], the dataset's classes then
+      background (see class_losses.dataset_class_logits).
+    task_type: common.TASK_SEMANTIC | TASK_PANOPTIC | TASK_INSTANCE.
+    is_thing: [C] python bools.
+    soft_merge: probability-weighted merge instead of the plain clipped sum.
+    probability_clip: eps of the clip applied before the logs of merged
+      probabilities.
+
+  Returns:
+    PredictionEntries with P = num_entries(task_type, N, is_thing).
+  """
+  num_classes = len(is_thing)
+  if class_logits.shape[-1] != num_classes + 1:
+    raise ValueError(
+        f'class_logits must have {num_classes} + 1 columns (dataset classes '
+        f'+ background), got shape {class_logits.shape}.')
+  proposal_log_probs = tf.nn.log_softmax(class_logits, axis=-1)
+  batch_size, num_queries = mask_logits.shape[0], mask_logits.shape[1]
+  if task_type == common.TASK_INSTANCE:
+    return PredictionEntries(
+        mask_logits=mask_logits, class_log_probs=proposal_log_probs,
+        valid=tf.ones([batch_size, num_queries], tf.bool))
+
+  class_probs = tf.exp(proposal_log_probs)
+  predicted_class = tf.argmax(class_logits[..., :num_classes], axis=-1,
+                              output_type=tf.int32)
+  class_one_hot = tf.one_hot(predicted_class, num_classes)
+  if task_type == common.TASK_SEMANTIC:
+    group_ids = tuple(range(num_classes))
+  elif task_type == common.TASK_PANOPTIC:
+    group_ids = stuff_class_ids(is_thing)
+  else:
+    raise ValueError(f'task_type must be one of {common.TASK_TYPES}, got '
+                     f'{task_type!r}.')
+  membership = tf.gather(class_one_hot, group_ids, axis=-1)
+  member_class_probs = tf.gather(class_probs, group_ids, axis=-1)
+  merged_mask_probs, merged_class_probs, num_members = merge_by_class(
+      tf.sigmoid(mask_logits), class_probs, membership, member_class_probs,
+      soft=soft_merge)
+  merged_mask_probs = tf.clip_by_value(merged_mask_probs, probability_clip,
+                                       1.0 - probability_clip)
+  merged = PredictionEntries(
+      mask_logits=(tf.math.log(merged_mask_probs)
+                   - tf.math.log1p(-merged_mask_probs)),
+      class_log_probs=tf.math.log(
+          tf.maximum(merged_class_probs, probability_clip)),
+      valid=num_members > 0.0)
+  if task_type == common.TASK_SEMANTIC:
+    return merged
+
+  proposal_is_thing = tf.gather(tf.constant(list(is_thing), tf.bool),
+                                predicted_class)
+  return PredictionEntries(
+      mask_logits=tf.concat([mask_logits, merged.mask_logits], axis=1),
+      class_log_probs=tf.concat([proposal_log_probs, merged.class_log_probs],
+                                axis=1),
+      valid=tf.concat([proposal_is_thing, merged.valid], axis=1))

@@ -1,0 +1,218 @@
+"""The DaTaSeg Task: wires inputs -> model -> per-dataset losses -> metrics. Thin by design.
+
+Training: the input stream gives one dataset per step (drawn by the sampling ratio). The step looks
+up that dataset's frozen text embeddings, runs the shared model, applies the dataset's loss (its
+task's MERGE, matching and loss weights) through `tf.switch_case`, and sets the dataset's
+learning-rate multiplier before the update. Evaluation runs each validation dataset with its own
+vocabulary and task-specific post-processing, and scores it on the host.
+"""
+from typing import Any, Dict, List, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf, tf_keras
+
+from official.core import base_task
+from official.core import task_factory
+
+from official_dataseg import common
+from official_dataseg.configs import dataseg as dataseg_config
+from official_dataseg.dataloaders import input_builder
+from official_dataseg.evaluation import dataset_evaluator
+from official_dataseg.losses import criterion as criterion_lib
+from official_dataseg.modeling import factory as model_factory
+from official_dataseg.tasks import learning_rate as lr_lib
+from official_dataseg.tasks import vocabulary_tables
+
+LOSS_TERMS = ('ce', 'focal', 'dice', 'projection')
+
+
+@task_factory.register_task_cls(dataseg_config.DataSegTask)
+class DataSegTask(base_task.Task):
+  """Multi-dataset multi-task segmentation with one model."""
+
+  def __init__(self, params: dataseg_config.DataSegTask, logging_dir: Optional[str] = None,
+               name: Optional[str] = None):
+    super().__init__(params, logging_dir=logging_dir, name=name)
+    model_config = params.model
+    embedding_dim = model_config.classifier_head.text_embedding_dim
+    self._train_vocabularies = vocabulary_tables.VocabularyTable(
+        params.train_data.datasets, params.text_encoder, embedding_dim)
+    self._eval_vocabularies = {
+        dataset.name: vocabulary_tables.VocabularyTable(
+            [dataset], params.text_encoder, embedding_dim)
+        for dataset in params.validation_data.datasets}
+    self._criteria = [
+        criterion_lib.DataSegLoss(
+            task_type=dataset.task_type,
+            num_classes=vocabulary.num_classes,
+            is_thing=vocabulary.is_thing,
+            weights=dataset.loss)
+        for dataset, vocabulary in zip(params.train_data.datasets,
+                                       self._train_vocabularies.vocabularies)]
+    self._learning_rate_multipliers = tf.constant(
+        [d.learning_rate_multiplier for d in params.train_data.datasets], tf.float32)
+    self._current_eval_dataset: Optional[str] = None
+
+  # -------------------------------------------------------------------------
+  # Model and optimizer.
+  # -------------------------------------------------------------------------
+  def build_model(self) -> tf_keras.Model:
+    height, width = self.task_config.train_data.output_size
+    input_specs = tf_keras.layers.InputSpec(shape=[None, height, width, 3])
+    model = model_factory.build_dataseg_model(
+        input_specs, self.task_config.model,
+        num_datasets=max(1, len(self.task_config.train_data.datasets)))
+    return model
+
+  def initialize(self, model: tf_keras.Model) -> None:
+    """Loads `init_checkpoint` into the backbone (ImageNet / MAE) or the whole model."""
+    path = self.task_config.init_checkpoint
+    if not path:
+      return
+    if tf.io.gfile.isdir(path):
+      path = tf.train.latest_checkpoint(path)
+    if self.task_config.init_checkpoint_modules == 'all':
+      checkpoint = tf.train.Checkpoint(model=model)
+    else:
+      checkpoint = tf.train.Checkpoint(backbone=model.backbone)
+    checkpoint.read(path).expect_partial().assert_existing_objects_matched()
+    logging.info('Loaded %s weights from %s', self.task_config.init_checkpoint_modules, path)
+
+  @classmethod
+  def create_optimizer(cls, optimizer_config, runtime_config=None, dp_config=None):
+    """Model Garden's optimizer with a per-dataset learning-rate multiplier."""
+    from official.modeling import optimization  # pylint: disable=g-import-not-at-top
+    from official.modeling import performance  # pylint: disable=g-import-not-at-top
+    factory = optimization.OptimizerFactory(optimizer_config)
+    learning_rate = lr_lib.MultipliedSchedule(factory.build_learning_rate())
+    optimizer = factory.build_optimizer(learning_rate)
+    if runtime_config and runtime_config.loss_scale:
+      optimizer = performance.configure_optimizer(
+          optimizer, use_float16=runtime_config.mixed_precision_dtype == 'float16',
+          loss_scale=runtime_config.loss_scale)
+    return optimizer
+
+  # -------------------------------------------------------------------------
+  # Inputs.
+  # -------------------------------------------------------------------------
+  def build_inputs(self, params, input_context: Optional[tf.distribute.InputContext] = None):
+    """The mixed training stream (one dataset per batch)."""
+    return input_builder.build_train_dataset(params, input_context)
+
+  @property
+  def eval_dataset_names(self) -> List[str]:
+    return [d.name for d in self.task_config.validation_data.datasets]
+
+  def build_eval_inputs(self, name: str, input_context=None) -> tf.data.Dataset:
+    return input_builder.build_eval_datasets(
+        self.task_config.validation_data, input_context, names=[name])[name]
+
+  def set_eval_dataset(self, name: Optional[str]) -> None:
+    """Selects the dataset the next traced `validation_step` evaluates."""
+    self._current_eval_dataset = name
+
+  # -------------------------------------------------------------------------
+  # Training.
+  # -------------------------------------------------------------------------
+  def build_metrics(self, training: bool = True) -> List[tf_keras.metrics.Metric]:
+    if not training:
+      return []
+    metrics = [tf_keras.metrics.Mean('skipped_nonfinite_steps', dtype=tf.float32)]
+    for dataset in self.task_config.train_data.datasets:
+      for term in LOSS_TERMS + ('total',):
+        metrics.append(tf_keras.metrics.Mean(f'{dataset.name}/loss_{term}', dtype=tf.float32))
+    return metrics
+
+  def _model_inputs(self, images, table: vocabulary_tables.VocabularyTable, dataset_id):
+    return {
+        common.IMAGE: images,
+        common.CLASS_EMBEDDINGS: tf.gather(table.embeddings, dataset_id),
+        common.CLASS_VALID: tf.gather(table.valid, dataset_id),
+        common.DATASET_ID: dataset_id,
+    }
+
+  def build_losses(self, labels: Dict[str, tf.Tensor], model_outputs: Dict[str, tf.Tensor],
+                   aux_losses=None) -> Dict[str, tf.Tensor]:
+    """Applies the loss of the batch's dataset; returns scalar terms and 'total'."""
+    dataset_id = labels[common.DATASET_ID][0]
+    mask_logits = model_outputs[common.MASK_LOGITS]
+    class_logits = model_outputs[common.CLASS_LOGITS]
+    branches = [
+        (lambda c=criterion: c(mask_logits, class_logits, labels)) for criterion in self._criteria]
+    if len(branches) == 1:
+      losses = branches[0]()
+    else:
+      losses = tf.switch_case(dataset_id, branches)
+    losses = {key: losses[key] for key in LOSS_TERMS + ('total',)}
+    if aux_losses:
+      losses['total'] += tf.add_n(aux_losses)
+    return losses
+
+  def train_step(self, inputs, model, optimizer, metrics=None):
+    dataset_id = inputs[common.DATASET_ID][0]
+    with tf.GradientTape() as tape:
+      outputs = model(self._model_inputs(inputs[common.IMAGE], self._train_vocabularies,
+                                         dataset_id), training=True)
+      losses = self.build_losses(inputs, outputs, aux_losses=model.losses)
+      # The criterion normalises by the number of objects summed over replicas, so the
+      # replicas' gradients sum to the global-batch gradient: no 1/num_replicas here.
+      loss = losses['total']
+      if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
+        loss = optimizer.get_scaled_loss(loss)
+    variables = model.trainable_variables
+    gradients = tape.gradient(loss, variables)
+    if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
+      gradients = optimizer.get_unscaled_gradients(gradients)
+    finite = tf.logical_and(
+        tf.math.is_finite(losses['total']),
+        tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients if g is not None]))
+    # A non-finite step applies zero gradients (Adam moments are still advanced by zeros, a
+    # negligible perturbation) and is counted; the trainer stops after too many in a row.
+    gradients = [tf.where(finite, g, tf.zeros_like(g)) if g is not None else None
+                 for g in gradients]
+    lr_lib.set_dataset_multiplier(optimizer,
+                                  tf.gather(self._learning_rate_multipliers, dataset_id))
+    optimizer.apply_gradients(list(zip(gradients, variables)))
+
+    logs = {self.loss: tf.where(finite, losses['total'], 0.0)}
+    if metrics:
+      by_name = {m.name: m for m in metrics}
+      by_name['skipped_nonfinite_steps'].update_state(1.0 - tf.cast(finite, tf.float32))
+      for index, dataset in enumerate(self.task_config.train_data.datasets):
+        weight = tf.cast(tf.equal(dataset_id, index), tf.float32)
+        for term in LOSS_TERMS + ('total',):
+          value = tf.where(finite, losses[term], 0.0)
+          by_name[f'{dataset.name}/loss_{term}'].update_state(value, sample_weight=weight)
+    return logs
+
+  # -------------------------------------------------------------------------
+  # Evaluation.
+  # -------------------------------------------------------------------------
+  def _eval_dataset_config(self) -> dataseg_config.DatasetConfig:
+    for dataset in self.task_config.validation_data.datasets:
+      if dataset.name == self._current_eval_dataset:
+        return dataset
+    raise ValueError(f'No validation dataset named {self._current_eval_dataset!r}; '
+                     f'have {self.eval_dataset_names}')
+
+  def validation_step(self, inputs, model, metrics=None):
+    """Runs the model with the dataset's vocabulary; scoring happens on the host."""
+    dataset = self._eval_dataset_config()
+    table = self._eval_vocabularies[dataset.name]
+    outputs = model(self._model_inputs(inputs[common.IMAGE], table, 0), training=False)
+    logs = {key: value for key, value in inputs.items() if key != common.IMAGE}
+    logs[dataset_evaluator.PREDICTED_MASK_LOGITS] = outputs[common.MASK_LOGITS][-1]
+    logs[dataset_evaluator.PREDICTED_CLASS_LOGITS] = outputs[common.CLASS_LOGITS][-1]
+    return logs
+
+  def aggregate_logs(self, state=None, step_outputs=None):
+    if state is None:
+      dataset = self._eval_dataset_config()
+      vocabulary = self._eval_vocabularies[dataset.name].vocabularies[0]
+      state = dataset_evaluator.DatasetEvaluator(dataset, vocabulary.names, vocabulary.is_thing)
+    state.update(step_outputs)
+    return state
+
+  def reduce_aggregated_logs(self, aggregated_logs, global_step=None) -> Dict[str, Any]:
+    return aggregated_logs.result()

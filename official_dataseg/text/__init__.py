@@ -1,0 +1,1 @@
+"""Class vocabularies, the text-embedding tool and the shipped class-name embeddings."""

@@ -1,0 +1,30 @@
+"""Per-batch dataset draws: ratio, determinism."""
+import numpy as np
+import tensorflow as tf
+
+from official_dataseg.dataloaders import dataset_sampling
+
+
+def test_ratio_over_9000_steps_matches_1_4_4():
+  draws = np.array(list(dataset_sampling.dataset_choice_dataset(
+      [1.0, 4.0, 4.0], seed=0).take(9000).as_numpy_iterator()))
+  fractions = np.bincount(draws, minlength=3) / 9000
+  np.testing.assert_allclose(fractions, [1 / 9, 4 / 9, 4 / 9], atol=0.02)
+
+
+def test_draws_depend_only_on_seed_and_batch_index():
+  first = list(dataset_sampling.dataset_choice_dataset(
+      [1, 1], seed=7).take(50).as_numpy_iterator())
+  again = list(dataset_sampling.dataset_choice_dataset(
+      [1, 1], seed=7).take(50).as_numpy_iterator())
+  other = list(dataset_sampling.dataset_choice_dataset(
+      [1, 1], seed=8).take(50).as_numpy_iterator())
+  assert first == again and first != other
+  cdf = tf.constant(dataset_sampling.cumulative_weights([1, 1]))
+  assert dataset_sampling.draw_dataset_index(cdf, 7, 10).numpy() == first[10]
+
+
+def test_zero_weight_never_drawn():
+  draws = list(dataset_sampling.dataset_choice_dataset(
+      [0, 1, 1], seed=0).take(300).as_numpy_iterator())
+  assert 0 not in draws

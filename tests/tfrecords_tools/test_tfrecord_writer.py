@@ -1,0 +1,84 @@
+"""Shared writer: sharding, determinism across worker counts, atomicity."""
+
+import json
+import os
+
+import pytest
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
+
+from tfrecords_tools import tfrecord_writer
+from tfrecords_tools.tfrecord_writer import Issue, ImageResult, SkipImage
+
+_VOCABULARY = [{'index': i, 'id': 10 + i, 'name': f'c{i}', 'is_thing': True}
+               for i in range(3)]
+
+
+def _toy_process(task):
+  if task % 5 == 4:
+    raise SkipImage('missing_image', f'image {task}: not found')
+  issues = [Issue('drop', 'unknown_category_id', f'image {task}: cat 99')] if (
+      task % 7 == 3) else []
+  return ImageResult(f'example-{task}'.encode(), [task % 3], 1, issues)
+
+
+def _failing_process(task):
+  if task == 6:
+    raise tfrecord_writer.ConversionError('broken annotation for image 6')
+  return _toy_process(task)
+
+
+def _records(path):
+  return [r.decode() for r in tf.data.TFRecordDataset(path).as_numpy_iterator()]
+
+
+def test_round_robin_report_and_frequency(tmp_path):
+  prefix = str(tmp_path / 'toy')
+  report = tfrecord_writer.write_sharded(prefix, list(range(10)), _toy_process,
+                                         _VOCABULARY, num_shards=3,
+                                         show_progress=False)
+  written = [t for t in range(10) if t % 5 != 4]  # 0 1 2 3 5 6 7 8
+  paths = tfrecord_writer.shard_paths(prefix, 3)
+  assert paths[1].endswith('toy-00001-of-00003.tfrecord')
+  for shard, path in enumerate(paths):
+    assert _records(path) == [f'example-{t}' for t in written[shard::3]]
+  assert report['images_written'] == 8
+  assert report['images_skipped_by_reason'] == {'missing_image': 2}
+  assert report['objects_dropped_by_reason'] == {'unknown_category_id': 1}
+  frequency = json.loads((tmp_path / 'toy-category_frequency.json').read_text())
+  expected = [sum(1 for t in written if t % 3 == c) for c in range(3)]
+  assert [c['image_count'] for c in frequency['classes']] == expected
+  assert frequency['num_images'] == 8
+  vocabulary = json.loads((tmp_path / 'toy-vocabulary.json').read_text())
+  assert [c['id'] for c in vocabulary['classes']] == [10, 11, 12]
+
+
+def test_byte_identical_across_runs_and_worker_counts(tmp_path):
+  contents = []
+  for run, workers in enumerate((0, 2, 0)):
+    prefix = str(tmp_path / f'run{run}' / 'toy')
+    tfrecord_writer.write_sharded(prefix, list(range(40)), _toy_process,
+                                  _VOCABULARY, num_shards=2,
+                                  num_workers=workers, show_progress=False)
+    folder = tmp_path / f'run{run}'
+    contents.append({f: (folder / f).read_bytes()
+                     for f in sorted(os.listdir(folder))})
+  assert len(contents[0]) == 5
+  assert contents[0] == contents[1] == contents[2]
+
+
+@pytest.mark.parametrize('process_fn, strict, message', [
+    (_failing_process, False, 'broken annotation for image 6'),
+    (_toy_process, True, 'image 3: cat 99'),
+])
+def test_failure_leaves_no_output(tmp_path, process_fn, strict, message):
+  with pytest.raises(tfrecord_writer.ConversionError, match=message):
+    tfrecord_writer.write_sharded(str(tmp_path / 'toy'), list(range(10)),
+                                  process_fn, _VOCABULARY, num_shards=2,
+                                  strict=strict, show_progress=False)
+  assert os.listdir(tmp_path) == []
+
+
+def test_bad_arguments(tmp_path):
+  with pytest.raises(tfrecord_writer.ConversionError, match='num_shards'):
+    tfrecord_writer.write_sharded(str(tmp_path / 't'), [1], _toy_process,
+                                  _VOCABULARY, num_shards=0)

@@ -1,0 +1,116 @@
+"""ADE20K semantic (ADEChallengeData2016 layout) -> DaTaSeg TFRecords.
+
+  python -m tfrecords_tools.ade20k \
+      --images_dir ADEChallengeData2016/images/validation \
+      --annotations ADEChallengeData2016/annotations/validation \
+      --output_prefix out/ade_val --num_shards 4 --num_workers 4
+
+Each `images/<split>/<name>.jpg` pairs with `annotations/<split>/<name>.png`
+whose values are class label values 1..150 (0 = "other", ignored). The
+vocabulary is read from `objectInfo150.txt` (default: two folders above
+--annotations, i.e. the dataset root), ordered by label value; pass
+--vocabulary to use a vocabulary JSON instead (e.g. for thing/stuff flags).
+Images without a label PNG are skipped ('missing_label_png').
+"""
+
+import functools
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from tfrecords_tools import cli
+from tfrecords_tools import semantic_labels
+from tfrecords_tools import tfrecord_writer
+from tfrecords_tools import vocabulary as vocabulary_lib
+
+_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+ADE_IGNORE_VALUES = (0,)
+
+
+def list_image_label_pairs(images_dir: str, labels_dir: str,
+                           image_names=None) -> List[semantic_labels.SemanticTask]:
+  """Tasks for every image in `images_dir` (or `image_names`), sorted."""
+  if not os.path.isdir(images_dir):
+    raise tfrecord_writer.ConversionError(f'{images_dir}: --images_dir is not '
+                                          'a folder')
+  if not os.path.isdir(labels_dir):
+    raise tfrecord_writer.ConversionError(f'{labels_dir}: --annotations is '
+                                          'not a folder')
+  if image_names is None:
+    files = sorted(f for f in os.listdir(images_dir)
+                   if f.lower().endswith(_IMAGE_EXTENSIONS))
+  else:
+    by_stem = {os.path.splitext(f)[0]: f for f in os.listdir(images_dir)}
+    # A listed name without its image stays a task so it is reported missing.
+    files = [by_stem.get(name, name + '.jpg') for name in image_names]
+  if not files:
+    raise tfrecord_writer.ConversionError(f'{images_dir}: no images found')
+  return [semantic_labels.SemanticTask(
+      os.path.join(images_dir, f),
+      os.path.join(labels_dir, os.path.splitext(f)[0] + '.png'),
+      os.path.splitext(f)[0], f) for f in files]
+
+
+def convert_semantic(tasks, vocabulary, ignore_values, output_prefix,
+                     num_shards, num_workers, strict, show_progress,
+                     converter_name, source) -> Dict[str, Any]:
+  """Writes semantic tasks with `vocabulary` (shared by ADE / VOC / Context)."""
+  semantic_labels.check_vocabulary_ids(vocabulary, ignore_values, source)
+  config = semantic_labels.SemanticConfig(
+      {c['id']: c['index'] for c in vocabulary}, tuple(ignore_values))
+  return tfrecord_writer.write_sharded(
+      output_prefix, tasks,
+      functools.partial(semantic_labels.process_image, config), vocabulary,
+      num_shards=num_shards, num_workers=num_workers, strict=strict,
+      converter_name=converter_name,
+      vocabulary_metadata={'name': os.path.basename(output_prefix),
+                           'task': 'semantic', 'source': source},
+      show_progress=show_progress)
+
+
+def convert(images_dir: str, annotations: str, output_prefix: str,
+            class_info: Optional[str] = None,
+            vocabulary: Optional[str] = None, num_shards: int = 1,
+            num_workers: int = 0, strict: bool = False,
+            show_progress: bool = True) -> Dict[str, Any]:
+  """Converts one ADEChallengeData2016 split; returns the report dict.
+
+  Args:
+    images_dir: `images/training` or `images/validation`.
+    annotations: the matching `annotations/<split>` folder of label PNGs.
+    output_prefix: output path prefix.
+    class_info: objectInfo150.txt; default `<annotations>/../../`.
+    vocabulary: optional vocabulary JSON overriding `class_info`.
+    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+  """
+  if vocabulary:
+    classes, source = vocabulary_lib.load_json(vocabulary), vocabulary
+  else:
+    class_info = class_info or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.normpath(annotations))),
+        'objectInfo150.txt')
+    classes, source = vocabulary_lib.load_ade_object_info(class_info), class_info
+  tasks = list_image_label_pairs(images_dir, annotations)
+  return convert_semantic(tasks, classes, ADE_IGNORE_VALUES, output_prefix,
+                          num_shards, num_workers, strict, show_progress,
+                          'ade20k', os.path.basename(source))
+
+
+def build_parser():
+  parser = cli.base_parser(
+      __doc__, annotations_help='Folder of label PNGs '
+      '(ADEChallengeData2016/annotations/<split>).')
+  parser.add_argument('--class_info', default=None,
+                      help='objectInfo150.txt (default: dataset root found '
+                      'two folders above --annotations).')
+  parser.add_argument('--vocabulary', default=None,
+                      help='Vocabulary JSON used instead of --class_info.')
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  return cli.run_main(build_parser(), convert, argv)
+
+
+if __name__ == '__main__':
+  sys.exit(main())

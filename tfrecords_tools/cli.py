@@ -1,0 +1,70 @@
+"""The command-line pattern every converter shares.
+
+  python -m tfrecords_tools.<dataset> --images_dir DIR --annotations PATH \
+      --output_prefix PREFIX [--num_shards N] [--num_workers K] [--strict]
+
+Each converter adds its own flags to `base_parser(...)` and calls
+`run_main(parser, convert_fn, argv)`.
+"""
+
+import argparse
+import json
+import sys
+from typing import Callable, Optional, Sequence
+
+from tfrecords_tools import tfrecord_writer
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter,
+                     argparse.ArgumentDefaultsHelpFormatter):
+  """Keeps the module docstring's layout and shows flag defaults."""
+
+
+def base_parser(description: str, annotations_help: str,
+                images_dir_help: str = 'Folder holding the images.'
+                ) -> argparse.ArgumentParser:
+  """Returns a parser with the flags every converter takes."""
+  parser = argparse.ArgumentParser(
+      description=description,
+      formatter_class=_HelpFormatter)
+  parser.add_argument('--images_dir', required=True, help=images_dir_help)
+  parser.add_argument('--annotations', required=True, help=annotations_help)
+  parser.add_argument(
+      '--output_prefix', required=True,
+      help='Output path prefix: writes PREFIX-0000i-of-0000N.tfrecord, '
+      'PREFIX-vocabulary.json, PREFIX-category_frequency.json and '
+      'PREFIX-report.json.')
+  parser.add_argument('--num_shards', type=int, default=1,
+                      help='Number of output TFRecord shards.')
+  parser.add_argument(
+      '--num_workers', type=int, default=0,
+      help='Worker processes (0 = convert in the main process). The output '
+      'does not depend on it.')
+  parser.add_argument(
+      '--strict', action='store_true',
+      help='Fail on the first skipped image, dropped object or repaired '
+      'pixel instead of counting it in the report.')
+  parser.add_argument('--quiet', action='store_true',
+                      help='No progress line on stderr.')
+  return parser
+
+
+def run_main(parser: argparse.ArgumentParser, convert_fn: Callable[..., dict],
+             argv: Optional[Sequence[str]] = None) -> int:
+  """Parses argv, calls `convert_fn(**flags)` and prints a summary.
+
+  Returns:
+    Process exit status: 0 on success, 1 on a ConversionError (the message
+    names the file and field at fault).
+  """
+  flags = vars(parser.parse_args(argv))
+  flags['show_progress'] = not flags.pop('quiet')
+  try:
+    report = convert_fn(**flags)
+  except tfrecord_writer.ConversionError as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 1
+  summary = {key: report[key] for key in (
+      'images_written', 'images_skipped', 'objects_written', 'objects_dropped')}
+  print(json.dumps(summary, sort_keys=True))
+  return 0

@@ -1,0 +1,118 @@
+"""Dataset vocabularies: class lists in index order, as the converters write.
+
+Every entry is {index, id, name, display_name, is_thing, synonyms}, the format
+of `official_dataseg/text/vocabularies/*.json`. Index i is the contiguous
+0-based label written to `image/object/class/label`; id is the dataset's own
+category id (or label value).
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Sequence
+
+from tfrecords_tools.tfrecord_writer import ConversionError
+
+# PASCAL VOC 2012 segmentation classes by label value (0 = background).
+VOC_CLASS_NAMES = (
+    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
+    'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
+    'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+
+
+def make_entry(index: int, class_id: int, name: str, is_thing: bool,
+               synonyms: Sequence[str] = ()) -> Dict[str, Any]:
+  return {'index': index, 'id': int(class_id), 'name': name,
+          'display_name': name, 'is_thing': bool(is_thing),
+          'synonyms': list(synonyms)}
+
+
+def from_coco_categories(categories: Sequence[Dict[str, Any]],
+                         source_file: str) -> List[Dict[str, Any]]:
+  """Vocabulary from a COCO-style `categories` list, sorted by id.
+
+  `isthing` defaults to 1 (detection files have no such field).
+
+  Raises:
+    ConversionError: empty list, a category without id / name, duplicate id.
+  """
+  if not categories:
+    raise ConversionError(f'{source_file}: "categories" is empty; expected '
+                          'a list of {"id", "name"} records')
+  seen = set()
+  for position, category in enumerate(categories):
+    for key in ('id', 'name'):
+      if key not in category:
+        raise ConversionError(f'{source_file}: categories[{position}] has no '
+                              f'"{key}" field')
+    if category['id'] in seen:
+      raise ConversionError(f'{source_file}: category id {category["id"]} '
+                            'appears twice in "categories"')
+    seen.add(category['id'])
+  ordered = sorted(categories, key=lambda c: c['id'])
+  return [make_entry(i, c['id'], c['name'], c.get('isthing', 1))
+          for i, c in enumerate(ordered)]
+
+
+def from_names(names: Sequence[str], first_id: int = 0,
+               is_thing: Sequence[bool] = ()) -> List[Dict[str, Any]]:
+  """Vocabulary whose id i + first_id is the label value of names[i]."""
+  return [make_entry(i, i + first_id, name,
+                     is_thing[i] if is_thing else False)
+          for i, name in enumerate(names)]
+
+
+def load_json(path: str) -> List[Dict[str, Any]]:
+  """Reads a vocabulary JSON (official_dataseg/text/vocabularies format)."""
+  try:
+    with open(path) as f:
+      content = json.load(f)
+  except (OSError, json.JSONDecodeError) as error:
+    raise ConversionError(f'{path}: cannot read vocabulary JSON ({error})')
+  classes = content.get('classes') if isinstance(content, dict) else None
+  if not classes:
+    raise ConversionError(f'{path}: expected a "classes" list')
+  entries = []
+  for position, entry in enumerate(classes):
+    for key in ('index', 'id', 'name'):
+      if key not in entry:
+        raise ConversionError(f'{path}: classes[{position}] has no "{key}"')
+    if entry['index'] != position:
+      raise ConversionError(f'{path}: classes[{position}] has index '
+                            f'{entry["index"]}; expected {position}')
+    entries.append(make_entry(position, entry['id'], entry['name'],
+                              entry.get('is_thing', False),
+                              entry.get('synonyms', ())))
+    entries[-1]['display_name'] = entry.get('display_name', entry['name'])
+  return entries
+
+
+def load_ade_object_info(path: str) -> List[Dict[str, Any]]:
+  """Parses ADEChallengeData2016's objectInfo150 table (tab separated).
+
+  Columns: Idx, Ratio, Train, Val, Name; Name holds ';'-separated synonyms
+  (the first is the class name). Idx is the label value in the PNGs.
+  """
+  if not os.path.isfile(path):
+    raise ConversionError(f'{path}: ADE class table not found; pass '
+                          '--class_info or --vocabulary')
+  with open(path) as f:
+    lines = [line.rstrip('\n') for line in f if line.strip()]
+  header = [h.strip() for h in lines[0].split('\t')]
+  if 'Idx' not in header or 'Name' not in header:
+    raise ConversionError(f'{path}: header {header} lacks "Idx" and "Name"')
+  idx_col, name_col = header.index('Idx'), header.index('Name')
+  rows = []
+  for line_number, line in enumerate(lines[1:], start=2):
+    cells = line.split('\t')
+    try:
+      rows.append((int(cells[idx_col]), cells[name_col].strip()))
+    except (IndexError, ValueError):
+      raise ConversionError(f'{path}:{line_number}: expected an integer Idx '
+                            f'and a Name, got {line!r}') from None
+  rows.sort()
+  entries = []
+  for index, (label_value, names) in enumerate(rows):
+    synonyms = [n.strip() for n in names.split(';') if n.strip()]
+    entries.append(make_entry(index, label_value, synonyms[0], False,
+                              synonyms[1:]))
+  return entries
