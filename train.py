@@ -11,7 +11,7 @@ import sys
 
 # Before TensorFlow is imported: tf_keras (Keras 2) everywhere, and a readable console.
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -20,13 +20,13 @@ import gin
 
 from official.common import distribute_utils
 from official.common import flags as tfm_flags
-from official.core import exp_factory
 from official.core import train_utils
 from official.modeling import performance
 
 from official_dataseg import registry_imports  # pylint: disable=unused-import
 from official_dataseg.tasks import multi_dataset_trainer
 from official_dataseg.utils import console
+from official_dataseg.utils import experiment as experiment_lib
 
 FLAGS = flags.FLAGS
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
@@ -34,7 +34,7 @@ MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 
 def _check_flags() -> None:
   """Fails with one line naming the valid choices instead of a stack trace."""
-  registered = sorted(exp_factory._REGISTERED_CONFIGS)  # pylint: disable=protected-access
+  registered = experiment_lib.registered_experiments()
   if FLAGS.experiment not in registered:
     console.fail(f'unknown --experiment={FLAGS.experiment!r}; '
                  f'registered experiments: {", ".join(registered)}')

@@ -5,6 +5,7 @@ own task type, vocabulary and metrics (ADE semantic mIoU, COCO PQ, O365 mask AP,
 This trainer keeps one eval dataset and one compiled eval loop per dataset, tells the task which
 dataset it is evaluating, and prefixes each dataset's metrics with its name.
 """
+import os
 from typing import Dict, Optional
 
 from absl import logging
@@ -13,6 +14,10 @@ import tensorflow as tf
 from official.core import base_trainer
 from official.core import train_lib
 from official.core import train_utils
+
+from official_dataseg.evaluation import report
+
+METRICS_FILE = 'metrics.json'
 
 
 class MultiDatasetTrainer(base_trainer.Trainer):
@@ -47,7 +52,19 @@ class MultiDatasetTrainer(base_trainer.Trainer):
       for key, value in (logs or {}).items():
         all_logs[f'{name}/{key}'] = value
     self.task.set_eval_dataset(None)
+    self._report(all_logs)
     return all_logs
+
+  def _report(self, logs) -> None:
+    """Prints the metric table and writes `<model_dir>/metrics.json`."""
+    step = int(self.global_step.numpy())
+    results = report.split_by_dataset(logs)
+    task_types = {d.name: d.task_type for d in self.config.task.validation_data.datasets}
+    print(report.format_table(step, results, task_types), flush=True)
+    if self.task.logging_dir:
+      path = os.path.join(self.task.logging_dir, METRICS_FILE)
+      report.write_json(path, step, results, task_types)
+      logging.info('Wrote %s', path)
 
 
 class MultiDatasetExperimentRunner(train_lib.OrbitExperimentRunner):

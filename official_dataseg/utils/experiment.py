@@ -9,7 +9,9 @@ from official_dataseg import registry_imports  # pylint: disable=unused-import
 
 
 def registered_experiments() -> Sequence[str]:
-  return sorted(exp_factory._REGISTERED_CONFIGS)  # pylint: disable=protected-access
+  """The DaTaSeg experiments (Model Garden's own registrations are left out)."""
+  return sorted(name for name in exp_factory._REGISTERED_CONFIGS  # pylint: disable=protected-access
+                if name.startswith('dataseg'))
 
 
 def parse_experiment(experiment: str, config_files: Optional[Sequence[str]] = None,

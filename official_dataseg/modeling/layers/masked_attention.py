@@ -25,13 +25,13 @@ def attention_mask_from_mask_logits(mask_logits: tf.Tensor,
   Returns:
     [B, N, h * w] bool, True where attention is allowed.
   """
-  batch_size, num_queries = mask_logits.shape[:2]
+  num_queries = mask_logits.shape[1]
   # Gradients do not flow through the attention mask (Mask2Former detaches).
   resized = tf.image.resize(
       tf.transpose(tf.stop_gradient(tf.cast(mask_logits, tf.float32)),
                    [0, 2, 3, 1]), target_hw, method='bilinear')
   allowed = tf.reshape(tf.transpose(resized, [0, 3, 1, 2]) > 0.0,
-                       [batch_size, num_queries, target_hw[0] * target_hw[1]])
+                       [-1, num_queries, target_hw[0] * target_hw[1]])
   empty = tf.logical_not(tf.reduce_any(allowed, axis=-1, keepdims=True))
   return tf.logical_or(allowed, empty)
 
