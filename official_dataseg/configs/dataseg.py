@@ -38,7 +38,6 @@ class DataSegTask(cfg.TaskConfig):
       ImageNet / MAE checkpoint); 'all' restores the whole model.
     max_consecutive_nonfinite_steps: training stops with an error after this many updates in a
       row were skipped for a non-finite loss or gradient.
-    num_eval_images_to_summarize: prediction overlays written to TensorBoard per eval dataset.
   """
   model: model_config.DataSegModel = dataclasses.field(
       default_factory=model_config.DataSegModel)
@@ -49,7 +48,6 @@ class DataSegTask(cfg.TaskConfig):
   text_encoder: str = 'minilm'
   init_checkpoint_modules: str = 'backbone'
   max_consecutive_nonfinite_steps: int = 20
-  num_eval_images_to_summarize: int = 2
 
 
 # ---------------------------------------------------------------------------
@@ -281,6 +279,6 @@ def dataseg_demo() -> cfg.ExperimentConfig:
           checkpoint_interval=200,
           max_to_keep=3,
           eval_tf_while_loop=False,
-          optimizer_config=step_schedule_optimization(1e-3, train_steps, warmup_steps=50)),
+          optimizer_config=step_schedule_optimization(2e-4, train_steps, warmup_steps=50)),
       restrictions=['task.train_data.is_training != None',
                     'task.validation_data.is_training != None'])

@@ -53,6 +53,11 @@ class DataSegTask(base_task.Task):
     self._learning_rate_multipliers = tf.constant(
         [d.learning_rate_multiplier for d in params.train_data.datasets], tf.float32)
     self._current_eval_dataset: Optional[str] = None
+    # Updates skipped in a row for a non-finite loss or gradient (see `train_step`).
+    self.consecutive_nonfinite_steps = tf.Variable(
+        0, trainable=False, dtype=tf.int64, name='consecutive_nonfinite_steps',
+        synchronization=tf.VariableSynchronization.ON_WRITE,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
   # -------------------------------------------------------------------------
   # Model and optimizer.
@@ -168,12 +173,15 @@ class DataSegTask(base_task.Task):
         tf.math.is_finite(losses['total']),
         tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients if g is not None]))
     # A non-finite step applies zero gradients (Adam moments are still advanced by zeros, a
-    # negligible perturbation) and is counted; the trainer stops after too many in a row.
+    # negligible perturbation) and is counted; the trainer stops after
+    # `max_consecutive_nonfinite_steps` in a row.
     gradients = [tf.where(finite, g, tf.zeros_like(g)) if g is not None else None
                  for g in gradients]
     lr_lib.set_dataset_multiplier(optimizer,
                                   tf.gather(self._learning_rate_multipliers, dataset_id))
     optimizer.apply_gradients(list(zip(gradients, variables)))
+    self.consecutive_nonfinite_steps.assign(
+        tf.where(finite, tf.constant(0, tf.int64), self.consecutive_nonfinite_steps + 1))
 
     logs = {self.loss: tf.where(finite, losses['total'], 0.0)}
     if metrics:

@@ -37,6 +37,18 @@ class MultiDatasetTrainer(base_trainer.Trainer):
                      train_dataset=train_dataset, validation_dataset=validation_dataset,
                      checkpoint_exporter=checkpoint_exporter)
 
+  def train_loop_end(self):
+    """Model Garden's loop end, then a clear stop after too many non-finite steps in a row."""
+    logs = super().train_loop_end()
+    limit = self.config.task.max_consecutive_nonfinite_steps
+    in_a_row = int(self.task.consecutive_nonfinite_steps.numpy())
+    if limit > 0 and in_a_row >= limit:
+      raise RuntimeError(
+          f'{in_a_row} consecutive training steps had a non-finite loss or gradient (limit '
+          f'task.max_consecutive_nonfinite_steps={limit}); stopping at step '
+          f'{int(self.global_step.numpy())}. Lower the learning rate or check the input data.')
+    return logs
+
   def evaluate(self, num_steps: tf.Tensor) -> Optional[Dict[str, tf.Tensor]]:
     """Runs `num_steps` (-1: all) eval steps on each dataset; returns '<dataset>/<metric>' logs."""
     all_logs = {}
