@@ -11,9 +11,14 @@ if [ ! -x .venv/bin/python ]; then
   "$python_bin" -m venv .venv
 fi
 . .venv/bin/activate
-python -m pip install --quiet --upgrade pip
+log=.venv/pip-install.log
 target="."
 [ -n "$extras" ] && target=".[${extras}]"
-echo "[setup] pip install -e '$target' (first time: a few minutes)"
-python -m pip install --quiet --disable-pip-version-check -e "$target"
+echo "[setup] pip install -e '$target' (first time: a few minutes; log in $log)"
+if ! { python -m pip install --upgrade pip && \
+       python -m pip install --disable-pip-version-check -e "$target"; } > "$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  echo "[setup] error: pip install failed; full log in $log" >&2
+  exit 1
+fi
 echo "[setup] ready: $(python -c 'import tensorflow as tf; print("tensorflow", tf.__version__)' 2>/dev/null)"
