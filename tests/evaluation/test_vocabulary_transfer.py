@@ -1,0 +1,77 @@
+"""The vocabulary drives classification: a demo model trained on the built-in suite, evaluated by
+direct transfer on the VOC-like set with its own class-name embeddings, scores far above the same
+checkpoint evaluated with the embeddings file shuffled (names kept, vectors permuted).
+
+This also shows that the model loads its vocabularies through the embedding files
+(`DatasetConfig.class_embeddings`): changing the file changes the class outputs.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from official.core import exp_factory
+from official_dataseg import registry_imports  # pylint: disable=unused-import
+from official_dataseg.text import embeddings as embeddings_lib
+from tfrecords_tools import synthetic_suite
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN_STEPS = 300
+
+
+def _run(args, cwd):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', TF_USE_LEGACY_KERAS='1',
+             PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+  result = subprocess.run([sys.executable, os.path.join(REPO, 'train.py')] + args, cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _voc_only_config(path, class_embeddings: str) -> None:
+  """A YAML config evaluating only the VOC-like set, with the given embeddings file."""
+  demo = exp_factory.get_exp_config('dataseg_demo')
+  voc = [d for d in demo.task.validation_data.datasets if d.name == 'synthetic_voc'][0]
+  voc = voc.replace(class_embeddings=class_embeddings)
+  with open(path, 'w') as f:
+    yaml.safe_dump({'task': {'validation_data': {'datasets': [voc.as_dict()]}}}, f)
+
+
+def _voc_miou(workdir, model_dir, class_embeddings: str) -> float:
+  config = workdir / f'voc_{len(class_embeddings)}.yaml'
+  _voc_only_config(config, class_embeddings)
+  _run(['--experiment=dataseg_demo', '--mode=eval', f'--model_dir={model_dir}',
+        f'--config_file={config}'], cwd=workdir)
+  with open(model_dir / 'metrics.json') as f:
+    report = json.load(f)
+  return report['datasets']['synthetic_voc']['metrics']['mIoU']
+
+
+@pytest.mark.slow
+def test_shuffled_vocabulary_scores_clearly_lower(tmp_path):
+  raw = synthetic_suite.generate(str(tmp_path / 'demo_output' / 'raw'), seed=0)
+  synthetic_suite.convert_all(raw, str(tmp_path / 'demo_output' / 'tfrecords'))
+  model_dir = tmp_path / 'model'
+  _run(['--experiment=dataseg_demo', '--mode=train', f'--model_dir={model_dir}',
+        f'--params_override=trainer.train_steps={TRAIN_STEPS},trainer.checkpoint_interval=300'],
+       cwd=tmp_path)
+
+  names, vectors = embeddings_lib.load_class_embeddings('synthetic_voc')
+  own = tmp_path / 'voc_own.npz'
+  np.savez(own, names=np.array(names), embeddings=vectors, encoder='minilm',
+           templates=np.array(['{}']))
+  # A cyclic shift: every class gets another class's text embedding.
+  shuffled = tmp_path / 'voc_shuffled.npz'
+  np.savez(shuffled, names=np.array(names), embeddings=np.roll(vectors, 1, axis=0),
+           encoder='minilm', templates=np.array(['{}']))
+
+  own_miou = _voc_miou(tmp_path, model_dir, str(own))
+  shuffled_miou = _voc_miou(tmp_path, model_dir, str(shuffled))
+  print(f'VOC-like transfer mIoU after {TRAIN_STEPS} steps: own vocabulary {own_miou:.2f}, '
+        f'shuffled vocabulary {shuffled_miou:.2f}')
+  # Measured on 2 CPU cores: own 69.6, shuffled 1.0 mIoU; the bounds leave a wide margin.
+  assert own_miou > 40.0
+  assert shuffled_miou < 0.5 * own_miou
