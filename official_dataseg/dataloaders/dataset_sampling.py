@@ -1,9 +1,16 @@
 """Which dataset each training step draws: one stateless draw per batch index.
 
-Batch b comes from dataset i when u_b = stateless_uniform(seed=(seed, b)) falls
-in [cdf_i-1, cdf_i) of the normalised sampling weights: the same rule as Model
-Garden's multitask interleaving trainer (which seeds with (0, global_step)).
-The draw depends only on (seed, b), so every replica and every restart agrees.
+Batch b comes from dataset i when u_b falls in [cdf_i-1, cdf_i) of the
+normalised sampling weights. u_b depends only on (seed, b), so every replica and
+every restart agrees.
+
+- stratified (default): u_b = frac(o + b * phi) with phi = (sqrt(5) - 1) / 2 and
+  a seeded offset o, a low-discrepancy (Weyl) sequence. Each step still draws
+  one dataset with the configured probabilities, but the counts over any window
+  of K steps are within a few draws of K * p_i (over 9,000 steps the 1:4:4
+  ratio is met to ~0.1%), where independent draws wander by ~sqrt(K p_i).
+- random: u_b = stateless_uniform(seed=(seed, b)), the rule of Model Garden's
+  multitask interleaving trainer (which seeds with (0, global_step)).
 """
 from typing import Sequence
 
@@ -27,28 +34,39 @@ def cumulative_weights(weights: Sequence[float]) -> np.ndarray:
   return cdf.astype(np.float32)
 
 
-def draw_dataset_index(cdf: tf.Tensor, seed: int,
-                       batch_index: tf.Tensor) -> tf.Tensor:
+_GOLDEN_FRACTION = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+def draw_dataset_index(cdf: tf.Tensor, seed: int, batch_index: tf.Tensor,
+                       stratified: bool = True) -> tf.Tensor:
   """int64 []: the dataset of batch `batch_index` (int64 [])."""
-  draw = tf.random.stateless_uniform(
-      [], tf.stack([tf.constant(seed, tf.int64),
-                    tf.cast(batch_index, tf.int64)]))
+  if stratified:
+    offset = tf.random.stateless_uniform(
+        [], tf.constant([seed, 0], tf.int64), dtype=tf.float64)
+    # float64 keeps frac(b * phi) exact to ~1e-6 for b up to ~1e9.
+    position = offset + tf.cast(batch_index, tf.float64) * _GOLDEN_FRACTION
+    draw = tf.cast(position - tf.floor(position), tf.float32)
+  else:
+    draw = tf.random.stateless_uniform(
+        [], tf.stack([tf.constant(seed, tf.int64),
+                      tf.cast(batch_index, tf.int64)]))
   index = tf.searchsorted(cdf, draw[None], side='right')[0]
   return tf.minimum(tf.cast(index, tf.int64), tf.cast(tf.size(cdf) - 1,
                                                       tf.int64))
 
 
-def dataset_choice_dataset(weights: Sequence[float],
-                           seed: int) -> tf.data.Dataset:
+def dataset_choice_dataset(weights: Sequence[float], seed: int,
+                           stratified: bool = True) -> tf.data.Dataset:
   """Infinite int64 dataset of dataset indices, batch 0, 1, 2, ... in order.
 
   Args:
     weights: [D] sampling weights.
     seed: the stateless seed.
+    stratified: low-discrepancy draws (see the module docstring) or i.i.d.
 
   Returns:
     A dataset for `tf.data.Dataset.choose_from_datasets`.
   """
   cdf = tf.constant(cumulative_weights(weights))
   return tf.data.Dataset.counter().map(
-      lambda batch_index: draw_dataset_index(cdf, seed, batch_index))
+      lambda batch_index: draw_dataset_index(cdf, seed, batch_index, stratified))
