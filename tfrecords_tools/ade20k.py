@@ -53,11 +53,18 @@ def list_image_label_pairs(images_dir: str, labels_dir: str,
 
 def convert_semantic(tasks, vocabulary, ignore_values, output_prefix,
                      num_shards, num_workers, strict, show_progress,
-                     converter_name, source) -> Dict[str, Any]:
-  """Writes semantic tasks with `vocabulary` (shared by ADE / VOC / Context)."""
-  semantic_labels.check_vocabulary_ids(vocabulary, ignore_values, source)
+                     converter_name, source,
+                     label_offset: int = 0) -> Dict[str, Any]:
+  """Writes semantic tasks with `vocabulary` (shared by ADE / VOC / Context).
+
+  A class's label value in the label files is its vocabulary id minus
+  `label_offset` (0 for ADE / VOC, 1 for zero-based PASCAL Context files).
+  """
+  semantic_labels.check_vocabulary_ids(vocabulary, ignore_values, source,
+                                       label_offset)
   config = semantic_labels.SemanticConfig(
-      {c['id']: c['index'] for c in vocabulary}, tuple(ignore_values))
+      {c['id'] - label_offset: c['index'] for c in vocabulary},
+      tuple(ignore_values), original_id_offset=label_offset)
   return tfrecord_writer.write_sharded(
       output_prefix, tasks,
       functools.partial(semantic_labels.process_image, config), vocabulary,

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,13 +38,35 @@ _REPAIR = tfrecord_writer.ISSUE_REPAIR
 _DROP = tfrecord_writer.ISSUE_DROP
 
 
+# (categories, annotation path) -> (vocabulary entries, JSON category id ->
+# vocabulary index).
+VocabularyFn = Callable[[Sequence[Dict[str, Any]], str],
+                        Tuple[List[Dict[str, Any]], Dict[Any, int]]]
+# (images_dir, image record) -> (image path, file name written to the example).
+ImagePathFn = Callable[[str, Dict[str, Any]], Tuple[str, str]]
+
+
+def vocabulary_from_categories(categories, annotations):
+  """Default VocabularyFn: the JSON's categories sorted by id."""
+  vocabulary = vocabulary_lib.from_coco_categories(categories, annotations)
+  return vocabulary, {c['id']: c['index'] for c in vocabulary}
+
+
+def image_path_from_file_name(images_dir, image_record):
+  """Default ImagePathFn: `images_dir/file_name` (the COCO layout)."""
+  return (os.path.join(images_dir, image_record['file_name']),
+          image_record['file_name'])
+
+
 @dataclasses.dataclass
 class _Config:
   images_dir: str
   masks_dir: str
   annotations: str
-  id_to_index: Dict[int, int]
+  id_to_index: Dict[Any, int]
+  class_ids: List[int]  # Vocabulary id of each index (the original_id).
   semantic: bool
+  image_path_fn: ImagePathFn
 
 
 def _panoptic_objects(config: _Config, segment_ids: np.ndarray,
@@ -61,11 +83,19 @@ def _panoptic_objects(config: _Config, segment_ids: np.ndarray,
      is_crowd [K], issues).
   """
   issues = []
-  present_ids, inverse = np.unique(segment_ids, return_inverse=True)
-  inverse = inverse.reshape(segment_ids.shape)
-  position_of_id = {int(i): p for p, i in enumerate(present_ids)}
-  # lookup[p] = output value of the p-th distinct PNG id (0 = void).
-  lookup = np.zeros(len(present_ids), np.int32)
+  # Pixels are matched against the listed ids by binary search (a full
+  # np.unique of the id map costs more than the rest of the conversion).
+  listed_ids = np.unique(np.array(
+      [int(segment.get('id', 0)) for segment in segments_info] + [0],
+      np.int64))
+  positions = np.searchsorted(listed_ids, segment_ids)
+  positions = np.minimum(positions, len(listed_ids) - 1)
+  is_listed = listed_ids[positions] == segment_ids
+  present = np.zeros(len(listed_ids), bool)
+  present[positions[is_listed]] = True
+  position_of_id = {int(i): p for p, i in enumerate(listed_ids) if present[p]}
+  # lookup[p] = output value of the p-th listed id (0 = void).
+  lookup = np.zeros(len(listed_ids), np.int32)
   listed = set()
   class_indices, original_ids, is_crowd = [], [], []
   for s, segment in enumerate(segments_info):
@@ -93,25 +123,27 @@ def _panoptic_objects(config: _Config, segment_ids: np.ndarray,
       lookup[position_of_id[segment_id]] = class_indices.index(class_index) + 1
       continue
     class_indices.append(class_index)
-    original_ids.append(int(category_id))
+    original_ids.append(config.class_ids[class_index])
     is_crowd.append(0 if config.semantic else crowd)
     lookup[position_of_id[segment_id]] = len(class_indices)
-  unlisted = sorted(set(position_of_id) - listed - {0})
-  if unlisted:
-    pixels = int(np.isin(segment_ids, unlisted).sum())
+  segment_map = np.where(is_listed, lookup[positions], 0)
+  if not is_listed.all():
+    unlisted = np.unique(segment_ids[~is_listed]).tolist()
+    pixels = int((~is_listed).sum())
     issues.append(Issue(_REPAIR, 'png_segment_not_in_json',
                         f'{png_path}: segment ids {unlisted[:5]} are in the '
                         f'PNG but not in {where}.segments_info; {pixels} '
                         'pixels set to void', count=len(unlisted)))
-  return lookup[inverse], class_indices, original_ids, is_crowd, issues
+  return segment_map, class_indices, original_ids, is_crowd, issues
 
 
 def process_image(config: _Config, task) -> ImageResult:
   """Converts one (image record, annotation record) pair."""
   image_record, annotation = task
   where = f'annotations[image_id={image_record["id"]}]'
-  image = image_io.load_image(
-      os.path.join(config.images_dir, image_record['file_name']))
+  image_path, file_name = config.image_path_fn(config.images_dir,
+                                               image_record)
+  image = image_io.load_image(image_path)
   png_path = os.path.join(config.masks_dir, annotation['file_name'])
   segment_ids = image_io.load_panoptic_png(png_path)
   image_io.check_same_size(segment_ids.shape, image, png_path)
@@ -127,7 +159,7 @@ def process_image(config: _Config, task) -> ImageResult:
   objects = example_builder.objects_from_segment_map(
       segment_map, class_indices, original_ids, is_crowd)
   example = example_builder.build_example(
-      image, str(image_record['id']), image_record['file_name'], objects,
+      image, str(image_record['id']), file_name, objects,
       segment_map=segment_map)
   notes = {'images_reencoded': 1} if image.reencoded_from else {}
   return ImageResult(example.SerializeToString(), sorted(set(class_indices)),
@@ -138,7 +170,10 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
             panoptic_masks_dir: Optional[str] = None, num_shards: int = 1,
             num_workers: int = 0, strict: bool = False,
             semantic: bool = False, show_progress: bool = True,
-            converter_name: str = 'coco_panoptic') -> Dict[str, Any]:
+            converter_name: str = 'coco_panoptic',
+            vocabulary_fn: VocabularyFn = vocabulary_from_categories,
+            image_path_fn: ImagePathFn = image_path_from_file_name
+            ) -> Dict[str, Any]:
   """Converts a COCO-panoptic-format dataset; returns the report dict.
 
   Args:
@@ -149,11 +184,14 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     num_shards, num_workers, strict, show_progress: see tfrecord_writer.
     semantic: merge segments by category (one object per class).
     converter_name: recorded in the report.
+    vocabulary_fn: builds the vocabulary and the category id -> index map
+      from the JSON's categories (default: categories sorted by id).
+    image_path_fn: resolves an image record to its file (must be a picklable
+      top-level function or partial for --num_workers > 0).
   """
   content = coco_json.load(annotations, ('images', 'annotations',
                                          'categories'))
-  vocabulary = vocabulary_lib.from_coco_categories(content['categories'],
-                                                   annotations)
+  vocabulary, id_to_index = vocabulary_fn(content['categories'], annotations)
   images_by_id = coco_json.index_images(content['images'], annotations)
   if not content['annotations']:
     raise tfrecord_writer.ConversionError(f'{annotations}: "annotations" is '
@@ -176,8 +214,9 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
   tasks.sort(key=lambda task: coco_json.sort_key(task[0]['id']))
   if panoptic_masks_dir is None:
     panoptic_masks_dir = os.path.splitext(annotations)[0]
-  config = _Config(images_dir, panoptic_masks_dir, annotations,
-                   {c['id']: c['index'] for c in vocabulary}, semantic)
+  config = _Config(images_dir, panoptic_masks_dir, annotations, id_to_index,
+                   [int(c['id']) for c in vocabulary], semantic,
+                   image_path_fn)
   return tfrecord_writer.write_sharded(
       output_prefix, tasks, functools.partial(process_image, config),
       vocabulary, num_shards=num_shards, num_workers=num_workers,

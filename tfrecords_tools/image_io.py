@@ -3,8 +3,12 @@
 Images that already are 8-bit RGB JPEG/PNG are passed through byte for byte;
 everything else that PIL can decode (grayscale, palette, RGBA, CMYK, 16-bit,
 BMP, ...) is converted to 8-bit RGB and re-encoded as PNG (lossless and
-deterministic). Missing or undecodable files raise `SkipImage`, which the
-writer counts (or, under --strict, turns into an error).
+deterministic). Pass-through files are checked without decoding their
+pixels: the header must parse and the file must end with its format's end
+marker (JPEG EOI, PNG IEND), which catches truncated files; a file that fails
+this check is fully decoded and skipped only if that fails too. Missing or
+undecodable files raise `SkipImage`, which the writer counts (or, under
+--strict, turns into an error).
 """
 
 import dataclasses
@@ -35,10 +39,23 @@ def _read_bytes(path: str, reason: str, what: str) -> bytes:
     return f.read()
 
 
-def _decode_pil(data: bytes, path: str, reason: str, what: str) -> Image.Image:
+# Last bytes of a complete file: JPEG end-of-image marker, PNG IEND chunk.
+_END_MARKERS = {'JPEG': b'\xff\xd9', 'PNG': b'IEND\xaeB`\x82'}
+
+
+def _decode_pil(data: bytes, path: str, reason: str, what: str,
+                full_decode: bool = True) -> Image.Image:
+  """Opens `data` with PIL; decodes all pixels unless a header check suffices.
+
+  With `full_decode=False`, a JPEG / PNG whose header parses and whose last
+  bytes are its format's end marker is accepted without decoding the pixels
+  (a truncated file lacks the marker); anything else is fully decoded.
+  """
   try:
     pil_image = Image.open(io.BytesIO(data))
-    pil_image.load()  # Forces a full decode: truncated files fail here.
+    end_marker = _END_MARKERS.get(pil_image.format)
+    if full_decode or not end_marker or not data.endswith(end_marker):
+      pil_image.load()  # Forces a full decode: truncated files fail here.
   except Exception as error:  # pylint: disable=broad-except
     raise SkipImage(reason, f'{path}: {what} is not a decodable image '
                     f'({type(error).__name__}: {error})') from None
@@ -76,12 +93,17 @@ def load_image(path: str) -> EncodedImage:
     SkipImage: 'missing_image' or 'unreadable_image'.
   """
   data = _read_bytes(path, 'missing_image', 'image file')
-  pil_image = _decode_pil(data, path, 'unreadable_image', 'image file')
+  # Pass-through files are only copied, so a complete header and end marker
+  # are checked instead of decoding every pixel (the decode dominated the
+  # conversion time); other files are decoded below to be re-encoded.
+  pil_image = _decode_pil(data, path, 'unreadable_image', 'image file',
+                          full_decode=False)
   width, height = pil_image.size
   image_format = _PASS_THROUGH_FORMATS.get(pil_image.format)
   is_8bit = image_format == 'jpeg' or _png_bit_depth(data) == 8
   if image_format and pil_image.mode == 'RGB' and is_8bit:
     return EncodedImage(data, image_format, height, width, '')
+  pil_image = _decode_pil(data, path, 'unreadable_image', 'image file')
   rgb = _to_rgb8(pil_image)
   mode = pil_image.mode if is_8bit else f'{pil_image.mode}/16-bit'
   return EncodedImage(encode_png(rgb), 'png', height, width,

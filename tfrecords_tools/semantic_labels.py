@@ -21,6 +21,9 @@ from tfrecords_tools.tfrecord_writer import Issue, ImageResult
 class SemanticConfig:
   id_to_index: Dict[int, int]   # Label value -> vocabulary index.
   ignore_values: Tuple[int, ...]  # Label values that mean "ignore".
+  # original_id = label value + this (zero-based label files, e.g. PASCAL
+  # Context as detectron2 writes it, store vocabulary id - 1).
+  original_id_offset: int = 0
 
 
 @dataclasses.dataclass
@@ -76,6 +79,7 @@ def process_image(config: SemanticConfig, task: SemanticTask) -> ImageResult:
         f'the vocabulary ({len(config.id_to_index)} classes) nor ignore '
         f'values {list(config.ignore_values)}; their pixels set to ignore',
         count=len(unknown)))
+  original_ids = [v + config.original_id_offset for v in original_ids]
   objects = example_builder.objects_from_segment_map(
       segment_map, class_indices, original_ids)
   example = example_builder.build_example(
@@ -86,10 +90,14 @@ def process_image(config: SemanticConfig, task: SemanticTask) -> ImageResult:
 
 
 def check_vocabulary_ids(vocabulary: Sequence[dict], ignore_values,
-                         source: str):
-  """Raises ConversionError when a class id collides with an ignore value."""
+                         source: str, label_offset: int = 0):
+  """Raises ConversionError when a class's label value is an ignore value.
+
+  A class's label value is its id minus `label_offset`.
+  """
   for entry in vocabulary:
-    if entry['id'] in ignore_values:
+    value = entry['id'] - label_offset
+    if value in ignore_values:
       raise tfrecord_writer.ConversionError(
-          f'{source}: class "{entry["name"]}" has id {entry["id"]}, which is '
-          f'an ignore value {list(ignore_values)}')
+          f'{source}: class "{entry["name"]}" has id {entry["id"]} (label '
+          f'value {value}), which is an ignore value {list(ignore_values)}')
