@@ -255,7 +255,11 @@ def write_sharded(
       writer.close()
     pending.extend(paths)
 
+    # The format of official_dataseg/text/vocabularies/*.json, loadable by
+    # official_dataseg.text.vocabulary.load_vocabulary.
     metadata = dict(vocabulary_metadata or {})
+    metadata.setdefault('dataset', f'written by tfrecords_tools.{converter_name}')
+    metadata.setdefault('cleaning', [])
     metadata['classes'] = [dict(c) for c in vocabulary]
     _write_json_atomic(output_prefix + '-vocabulary.json', metadata, pending)
     _write_json_atomic(
