@@ -17,6 +17,8 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from official.core import export_base
+
 from official_dataseg.serving import export_module
 from official_dataseg.serving import loader
 from official_dataseg.utils import console
@@ -30,10 +32,12 @@ flags.DEFINE_string('checkpoint_path', None, 'Checkpoint prefix or a directory (
 flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel (must not exist).')
 flags.DEFINE_enum('input_type', export_module.IMAGE_TENSOR, export_module.INPUT_TYPES,
                   'image_tensor: uint8 [B, H, W, 3]; image_bytes: one encoded JPEG/PNG.')
-flags.DEFINE_integer('batch_size', 0, 'Static batch size of image_tensor inputs; 0 = any.')
+flags.DEFINE_integer('batch_size', 0, 'Static batch size of image_tensor inputs; 0 = any. '
+                     'image_bytes takes one image (0 or 1).')
 flags.DEFINE_string('vocabulary', '', 'Name of the experiment dataset whose vocabulary and '
                     'read-out thresholds are baked in; default: the first panoptic one.')
-flags.DEFINE_integer('max_image_size', 4096, 'Larger input images are rejected.')
+flags.DEFINE_integer('max_image_size', 4096, 'Images with a side above this are rejected '
+                     'with an error.')
 
 FLAGS = flags.FLAGS
 
@@ -43,12 +47,16 @@ def export(params, checkpoint_path: str, export_dir: str, input_type: str,
   """Writes the SavedModel atomically (temporary directory, then rename); returns its path."""
   if tf.io.gfile.exists(export_dir):
     raise FileExistsError(f'--export_dir {export_dir!r} already exists')
-  module = loader.build_serving_module(params, checkpoint_path, vocabulary, max_image_size)
-  signatures = module.get_signatures(input_type, batch_size=batch_size or None)
+  if batch_size < 0:
+    raise ValueError(f'--batch_size must be >= 0 (0 = any), got {batch_size}')
+  module = loader.build_serving_module(params, checkpoint_path, vocabulary, max_image_size,
+                                       input_type=input_type, batch_size=batch_size or None)
   temporary_dir = export_dir.rstrip('/') + '.tmp'
   if tf.io.gfile.exists(temporary_dir):
     tf.io.gfile.rmtree(temporary_dir)
-  tf.saved_model.save(module, temporary_dir, signatures=signatures)
+  # The loader restored (and checked) the weights already: no checkpoint for export_base.
+  export_base.export(module, export_module.default_function_keys(), temporary_dir,
+                     checkpoint_path=None, timestamped=False)
   tf.io.gfile.rename(temporary_dir, export_dir)
   logging.info('Exported %s SavedModel to %s', input_type, export_dir)
   return export_dir

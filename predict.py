@@ -95,8 +95,8 @@ class Predictor:
                           if 'image_bytes' in signature.structured_input_signature[1]
                           else export_module.IMAGE_TENSOR)
     else:
-      self._functions = module.get_signatures(export_module.IMAGE_TENSOR)
-      self._input_type = export_module.IMAGE_TENSOR
+      self._functions = module.get_inference_signatures(export_module.default_function_keys())
+      self._input_type = module.input_type
 
   @property
   def class_names(self) -> List[str]:

@@ -1,23 +1,31 @@
-"""The serving module: images in, panoptic / semantic / instance results at original size out.
+"""The export module: images in, panoptic / semantic / instance results at original size out.
 
-Signatures (all return results at the input image's resolution):
+A Model Garden `export_base.ExportModule`: `serve` runs the bare inference (checked images ->
+resize and pad as at evaluation -> model -> mask logits mapped back to each input's [H, W]), and
+`get_inference_signatures` builds the signatures, keyed by the function names below:
 
   panoptic(images), semantic(images), instance(images)
-      with the vocabulary baked in at export time (names + text embeddings);
+      with the vocabulary baked in at export time (names, text embeddings, thing flags);
   panoptic_with_vocabulary(images, class_embeddings, class_names, is_thing),
   semantic_with_vocabulary(images, class_embeddings, class_names),
   instance_with_vocabulary(images, class_embeddings, class_names)
       with a caller-supplied vocabulary: open vocabulary at serving time, no re-export.
 
-`images` is a uint8 tensor [B, H, W, 3] of any size (input_type 'image_tensor') or one encoded
-JPEG/PNG string (input_type 'image_bytes'). Inside, each image is resized (long side to the model's
-input size, aspect kept) and padded exactly as at evaluation, and the mask logits are mapped back to
-[H, W] before the task's read-out.
+`images` is uint8 [B, H, W, 3] of any size (input type 'image_tensor') or one encoded
+JPEG / PNG / GIF / BMP string (input type 'image_bytes'). The read-outs are the evaluation's
+(`evaluation/postprocessing.py` on logits resized by `evaluation/original_size.py`), so a served
+result equals the evaluated one.
+
+Every input is checked inside the graph, so a bad request gets an `InvalidArgumentError` naming
+the input and what was expected in every client (Python or TensorFlow Serving), never a crash or
+a silently wrong output. For that reason the image and embedding specs leave rank / width open and
+the checks (not the signature's shape) enforce them.
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf, tf_keras
 
+from official.core import export_base
 from official.vision.ops import preprocess_ops
 
 from official_dataseg import common
@@ -29,102 +37,193 @@ IMAGE_TENSOR = 'image_tensor'
 IMAGE_BYTES = 'image_bytes'
 INPUT_TYPES = (IMAGE_TENSOR, IMAGE_BYTES)
 TASK_SIGNATURES = ('panoptic', 'semantic', 'instance')
+VOCABULARY_SUFFIX = '_with_vocabulary'
+FUNCTION_NAMES = TASK_SIGNATURES + tuple(t + VOCABULARY_SUFFIX for t in TASK_SIGNATURES)
+# Class-logit columns appended so that N * C >= the number of detections (top-k); they hold
+# this logit, probability exactly 0 after the softmax, as the padded vocabulary of evaluation.
+_PADDED_CLASS_LOGIT = -1e9
 
 
-class DataSegServingModule(tf.Module):
+def default_function_keys() -> Dict[str, str]:
+  """{function name: signature name}: all six functions under their own names."""
+  return {name: name for name in FUNCTION_NAMES}
+
+
+def _inference_step(inputs: Dict[str, tf.Tensor], model: tf_keras.Model):
+  return model(inputs, training=False)
+
+
+class DataSegExportModule(export_base.ExportModule):
   """Wraps a trained `DataSegModel` with pre- and post-processing for serving.
 
   Args:
-    model: the trained model.
+    params: the experiment config (kept as Model Garden's export modules do).
+    model: the trained model (weights already restored).
     input_size: (S_h, S_w) of the model input.
     class_names: default vocabulary names, [C].
     class_embeddings: default vocabulary text embeddings, float32 [C, D].
     is_thing: default vocabulary thing flags, [C].
+    input_type: 'image_tensor' or 'image_bytes'.
+    batch_size: static B of image_tensor inputs; None accepts any B >= 1.
     panoptic_confidence_threshold / panoptic_overlap_threshold / min_segment_area /
       max_detections: read-out settings (the dataset config's numbers).
-    max_image_size: larger inputs are rejected with an error naming the limit.
+    max_image_size: inputs with a side above this are rejected (memory grows with H x W x N).
   """
 
-  def __init__(self, model: tf_keras.Model, input_size: Sequence[int],
+  def __init__(self, params, model: tf_keras.Model, input_size: Sequence[int],
                class_names: Sequence[str], class_embeddings, is_thing: Sequence[bool],
+               input_type: str = IMAGE_TENSOR, batch_size: Optional[int] = None,
                panoptic_confidence_threshold: float = 0.8,
                panoptic_overlap_threshold: float = 0.8, min_segment_area: int = 4,
                max_detections: int = 100, max_image_size: int = 4096):
-    super().__init__(name='dataseg_serving')
-    self.model = model
+    if input_type not in INPUT_TYPES:
+      raise ValueError(f'input_type must be one of {INPUT_TYPES}, got {input_type!r}')
+    if input_type == IMAGE_BYTES and batch_size not in (None, 1):
+      raise ValueError(f'input_type {IMAGE_BYTES!r} takes one image: batch_size must be 0 or 1, '
+                       f'got {batch_size}')
+    if len(class_names) != len(class_embeddings) or len(class_names) != len(is_thing):
+      raise ValueError(f'default vocabulary: {len(class_names)} names, {len(class_embeddings)} '
+                       f'embeddings and {len(is_thing)} thing flags; expected equal counts')
+    super().__init__(params, model, inference_step=_inference_step)
+    self._input_type = input_type
+    self._batch_size = batch_size
     self._input_size = [int(s) for s in input_size]
     self._class_names = tf.constant(list(class_names), tf.string)
     self._class_embeddings = tf.constant(class_embeddings, tf.float32)
     self._is_thing = tf.constant(list(is_thing), tf.bool)
+    self._embedding_dim = int(self._class_embeddings.shape[-1])
     self._confidence = float(panoptic_confidence_threshold)
     self._overlap = float(panoptic_overlap_threshold)
     self._min_area = int(min_segment_area)
     self._max_detections = int(max_detections)
     self._max_image_size = int(max_image_size)
 
+  @property
+  def input_type(self) -> str:
+    return self._input_type
+
   # ---------------------------------------------------------------------------
-  # Shared steps.
+  # Input checks and pre-processing.
   # ---------------------------------------------------------------------------
   def _check_images(self, images: tf.Tensor) -> tf.Tensor:
-    shape = tf.shape(images)
+    """Any-rank uint8 -> uint8 [B, H, W, 3] after runtime checks with clear messages."""
+    expected = f'expected uint8 images [B, H, W, 3] with 1 <= H, W <= {self._max_image_size}'
+    rank_check = tf.debugging.assert_equal(
+        tf.rank(images), 4, message=f'images: wrong rank; {expected}')
+    with tf.control_dependencies([rank_check]):
+      shape = tf.shape(images)
     checks = [
-        tf.debugging.assert_positive(
-            shape[1:3], message='images: height and width must be positive'),
-        tf.debugging.assert_less_equal(
-            tf.reduce_max(shape[1:3]), self._max_image_size,
-            message=f'images: height and width must be <= {self._max_image_size}'),
+        tf.debugging.assert_equal(shape[3], 3,
+                                  message=f'images: wrong channel count; {expected}'),
+        tf.debugging.assert_positive(shape[0], message=f'images: empty batch; {expected}'),
+        tf.debugging.assert_positive(shape[1:3], message=f'images: empty image; {expected}'),
+        tf.debugging.assert_less_equal(shape[1:3], self._max_image_size,
+                                       message=f'images: image too large; {expected}'),
     ]
+    if self._batch_size:
+      checks.append(tf.debugging.assert_equal(
+          shape[0], self._batch_size,
+          message=f'images: this model was exported with batch size {self._batch_size}'))
     with tf.control_dependencies(checks):
-      return tf.identity(images)
+      images = tf.identity(images)
+    return tf.ensure_shape(images, [self._batch_size, None, None, 3])
+
+  def _check_vocabulary(self, class_embeddings: tf.Tensor, class_names: tf.Tensor,
+                        is_thing: Optional[tf.Tensor] = None):
+    """Runtime checks of a caller-supplied vocabulary; returns float32 [C, D]."""
+    expected = (f'expected class_embeddings float32 [C, {self._embedding_dim}] with C >= 1, '
+                'finite, and C class_names' + (' and C is_thing flags' if is_thing is not None
+                                               else ''))
+    rank_check = tf.debugging.assert_equal(
+        tf.rank(class_embeddings), 2, message=f'class_embeddings: wrong rank; {expected}')
+    with tf.control_dependencies([rank_check]):
+      shape = tf.shape(class_embeddings)
+    checks = [
+        tf.debugging.assert_equal(shape[1], self._embedding_dim,
+                                  message=f'class_embeddings: wrong width D; {expected}'),
+        tf.debugging.assert_positive(shape[0], message=f'class_embeddings: no classes; '
+                                     f'{expected}'),
+        tf.debugging.assert_equal(tf.size(class_names), shape[0],
+                                  message=f'class_names: count differs; {expected}'),
+        tf.debugging.assert_equal(tf.rank(class_names), 1,
+                                  message=f'class_names: wrong rank; {expected}'),
+    ]
+    if is_thing is not None:
+      checks.append(tf.debugging.assert_equal(tf.size(is_thing), shape[0],
+                                              message=f'is_thing: count differs; {expected}'))
+    with tf.control_dependencies(checks):
+      class_embeddings = tf.debugging.assert_all_finite(
+          class_embeddings, message=f'class_embeddings: not finite; {expected}')
+    # No normalisation here: the classifier L2-normalises the text embeddings itself.
+    return tf.ensure_shape(class_embeddings, [None, self._embedding_dim])
 
   def _preprocess(self, images: tf.Tensor):
-    """uint8 [B, H, W, 3] -> (float32 [B, S_h, S_w, 3], image_info float32 [4, 2])."""
-    images = self._check_images(images)
+    """uint8 [B, H, W, 3] -> (float32 [B, S_h, S_w, 3], image_info float32 [4, 2]).
+
+    The evaluation parser's resize and pad: long side to the input size, aspect kept.
+    """
     image_size = tf.shape(images)[1:3]
     scaled_size, offset = geometry.scale_and_offset(
         image_size, self._input_size, tf.constant(1.0), tf.zeros([2]))
-    resized = tf.map_fn(
-        lambda image: geometry.resize_crop_pad_image(
-            preprocess_ops.normalize_image(image), scaled_size, offset, self._input_size),
-        images, fn_output_signature=tf.float32)
+    normalized = preprocess_ops.normalize_image(images)
+    # The images of a batch share H, W: fold the batch into channels, one resize for all.
+    batch = tf.shape(images)[0]
+    stacked = tf.reshape(tf.transpose(normalized, [1, 2, 0, 3]),
+                         [image_size[0], image_size[1], batch * 3])
+    resized = geometry.resize_crop_pad_image(stacked, scaled_size, offset, self._input_size)
+    model_images = tf.transpose(
+        tf.reshape(resized, self._input_size + [batch, 3]), [2, 0, 1, 3])
     image_info = tf.stack([tf.cast(image_size, tf.float32), scaled_size,
                            scaled_size / tf.cast(image_size, tf.float32), offset])
-    return resized, image_info
+    return model_images, image_info
 
-  def _logits(self, images: tf.Tensor, class_embeddings: tf.Tensor):
-    """Runs the model; returns mask logits [B, N, H, W] at input size and class logits."""
+  # ---------------------------------------------------------------------------
+  # The bare inference.
+  # ---------------------------------------------------------------------------
+  def serve(self, images: tf.Tensor, class_embeddings: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Last-layer logits with mask logits at the input resolution.
+
+    Args:
+      images: uint8 [B, H, W, 3], already checked.
+      class_embeddings: float32 [C, D], L2-normalised.
+
+    Returns:
+      MASK_LOGITS float32 [B, N, H, W]; CLASS_LOGITS float32 [B, N, C + 1].
+    """
     model_images, image_info = self._preprocess(images)
     num_classes = tf.shape(class_embeddings)[0]
-    outputs = self.model({
+    outputs = self.inference_step({
         common.IMAGE: model_images,
         common.CLASS_EMBEDDINGS: class_embeddings,
         common.CLASS_VALID: tf.ones([num_classes], tf.bool),
+        # Evaluation runs every dataset with id 0 (dataset-specific modules are training-only).
         common.DATASET_ID: tf.constant(0, tf.int32),
-    }, training=False)
-    mask_logits = outputs[common.MASK_LOGITS][-1]
-    class_logits = outputs[common.CLASS_LOGITS][-1]
+    })
+    mask_logits = tf.cast(outputs[common.MASK_LOGITS][-1], tf.float32)
+    class_logits = tf.cast(outputs[common.CLASS_LOGITS][-1], tf.float32)
     batch, queries = tf.shape(mask_logits)[0], tf.shape(mask_logits)[1]
-    # All images of a batch share H, W, so one resample maps every query of every image.
+    # One resample maps every query of every image (all share H, W): queries into channels.
     stacked = tf.reshape(tf.transpose(mask_logits, [2, 3, 0, 1]),
                          [tf.shape(mask_logits)[2], tf.shape(mask_logits)[3], -1])
     resized = original_size.resize_to_original(stacked, image_info, method='bilinear')
     height, width = tf.shape(resized)[0], tf.shape(resized)[1]
     resized = tf.transpose(tf.reshape(resized, [height, width, batch, queries]), [2, 3, 0, 1])
-    return resized, class_logits
-
-  @staticmethod
-  def _names(class_names: tf.Tensor, classes: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
-    names = tf.gather(class_names, tf.maximum(classes, 0))
-    return tf.where(valid, names, tf.constant('', tf.string))
+    return {common.MASK_LOGITS: resized, common.CLASS_LOGITS: class_logits}
 
   # ---------------------------------------------------------------------------
   # Read-outs.
   # ---------------------------------------------------------------------------
+  @staticmethod
+  def _names(class_names: tf.Tensor, classes: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    safe = tf.clip_by_value(classes, 0, tf.size(class_names) - 1)
+    return tf.where(valid, tf.gather(class_names, safe), tf.constant('', tf.string))
+
   def _panoptic(self, images, class_embeddings, class_names, is_thing) -> Dict[str, tf.Tensor]:
-    mask_logits, class_logits = self._logits(images, class_embeddings)
+    logits = self.serve(images, class_embeddings)
     result = postprocessing.panoptic_inference(
-        mask_logits, class_logits, is_thing, confidence_threshold=self._confidence,
-        overlap_threshold=self._overlap, min_area=self._min_area)
+        logits[common.MASK_LOGITS], logits[common.CLASS_LOGITS], is_thing,
+        confidence_threshold=self._confidence, overlap_threshold=self._overlap,
+        min_area=self._min_area)
     return {
         'panoptic_map': result['segment_map'],
         'category_map': result['category_map'],
@@ -137,13 +236,16 @@ class DataSegServingModule(tf.Module):
     }
 
   def _semantic(self, images, class_embeddings, class_names) -> Dict[str, tf.Tensor]:
-    mask_logits, class_logits = self._logits(images, class_embeddings)
-    scores = postprocessing.semantic_inference(mask_logits, class_logits)
+    logits = self.serve(images, class_embeddings)
+    scores = postprocessing.semantic_inference(logits[common.MASK_LOGITS],
+                                               logits[common.CLASS_LOGITS])
     return {'class_map': postprocessing.semantic_label_map(scores),
             'class_names': class_names}
 
   def _instance(self, images, class_embeddings, class_names) -> Dict[str, tf.Tensor]:
-    mask_logits, class_logits = self._logits(images, class_embeddings)
+    logits = self.serve(images, class_embeddings)
+    mask_logits, class_logits = logits[common.MASK_LOGITS], logits[common.CLASS_LOGITS]
+    class_logits = self._pad_for_top_k(class_logits, mask_logits.shape[1])
     result = postprocessing.instance_inference(
         mask_logits, class_logits, top_k=self._max_detections, score_threshold=0.0,
         min_area=self._min_area)
@@ -157,51 +259,65 @@ class DataSegServingModule(tf.Module):
         'valid': result['valid'],
     }
 
+  def _pad_for_top_k(self, class_logits: tf.Tensor, num_queries: int) -> tf.Tensor:
+    """Appends zero-probability columns (before background) until N * C >= max_detections.
+
+    A small vocabulary (N * C < K) would otherwise fail the top-k; the added pairs score 0 and
+    are never valid. Real pairs keep their relative order, so the top-k set is unchanged.
+    """
+    num_classes = tf.shape(class_logits)[-1] - 1
+    min_classes = -(-self._max_detections // int(num_queries))
+    extra = tf.maximum(min_classes - num_classes, 0)
+    padding = tf.fill(tf.concat([tf.shape(class_logits)[:2], [extra]], 0),
+                      tf.constant(_PADDED_CLASS_LOGIT, class_logits.dtype))
+    return tf.concat([class_logits[..., :-1], padding, class_logits[..., -1:]], axis=-1)
+
   # ---------------------------------------------------------------------------
   # Signatures.
   # ---------------------------------------------------------------------------
-  def get_signatures(self, input_type: str = IMAGE_TENSOR, batch_size: Optional[int] = None
-                     ) -> Dict[str, tf.types.experimental.ConcreteFunction]:
-    """The concrete functions to export, keyed by signature name.
+  def _to_images(self, images: tf.Tensor) -> tf.Tensor:
+    if self._input_type == IMAGE_BYTES:
+      images = decode_image_bytes(images)
+    return self._check_images(images)
 
-    Args:
-      input_type: 'image_tensor' (uint8 [B, H, W, 3]) or 'image_bytes' (one encoded image).
-      batch_size: static B of image_tensor inputs; None accepts any batch size.
-    """
-    if input_type not in INPUT_TYPES:
-      raise ValueError(f'input_type must be one of {INPUT_TYPES}, got {input_type!r}')
-    if input_type == IMAGE_TENSOR:
-      image_spec = tf.TensorSpec([batch_size, None, None, 3], tf.uint8, name='images')
-      to_images = lambda images: images
-    else:
-      image_spec = tf.TensorSpec([], tf.string, name='image_bytes')
-      to_images = decode_image_bytes
-    embedding_spec = tf.TensorSpec([None, self._class_embeddings.shape[-1]], tf.float32,
-                                   name='class_embeddings')
+  def _image_spec(self) -> tf.TensorSpec:
+    if self._input_type == IMAGE_BYTES:
+      return tf.TensorSpec([], tf.string, name='image_bytes')
+    # Rank and channels are left open: `_check_images` enforces them with a clear message.
+    return tf.TensorSpec(None, tf.uint8, name='images')
+
+  def _functions(self):
+    """{function name: (python function, input specs)}."""
+    image_spec = self._image_spec()
+    embedding_spec = tf.TensorSpec(None, tf.float32, name='class_embeddings')
     names_spec = tf.TensorSpec([None], tf.string, name='class_names')
     thing_spec = tf.TensorSpec([None], tf.bool, name='is_thing')
 
     def panoptic(images):
-      return self._panoptic(to_images(images), self._class_embeddings, self._class_names,
-                            self._is_thing)
+      return self._panoptic(self._to_images(images), self._class_embeddings,
+                            self._class_names, self._is_thing)
 
     def semantic(images):
-      return self._semantic(to_images(images), self._class_embeddings, self._class_names)
+      return self._semantic(self._to_images(images), self._class_embeddings,
+                            self._class_names)
 
     def instance(images):
-      return self._instance(to_images(images), self._class_embeddings, self._class_names)
+      return self._instance(self._to_images(images), self._class_embeddings,
+                            self._class_names)
 
     def panoptic_with_vocabulary(images, class_embeddings, class_names, is_thing):
-      return self._panoptic(to_images(images), _normalize(class_embeddings), class_names,
-                            is_thing)
+      embeddings = self._check_vocabulary(class_embeddings, class_names, is_thing)
+      return self._panoptic(self._to_images(images), embeddings, class_names, is_thing)
 
     def semantic_with_vocabulary(images, class_embeddings, class_names):
-      return self._semantic(to_images(images), _normalize(class_embeddings), class_names)
+      embeddings = self._check_vocabulary(class_embeddings, class_names)
+      return self._semantic(self._to_images(images), embeddings, class_names)
 
     def instance_with_vocabulary(images, class_embeddings, class_names):
-      return self._instance(to_images(images), _normalize(class_embeddings), class_names)
+      embeddings = self._check_vocabulary(class_embeddings, class_names)
+      return self._instance(self._to_images(images), embeddings, class_names)
 
-    functions = {
+    return {
         'panoptic': (panoptic, [image_spec]),
         'semantic': (semantic, [image_spec]),
         'instance': (instance, [image_spec]),
@@ -212,22 +328,50 @@ class DataSegServingModule(tf.Module):
         'instance_with_vocabulary': (instance_with_vocabulary,
                                      [image_spec, embedding_spec, names_spec]),
     }
-    signatures = {name: tf.function(fn).get_concrete_function(*specs)
-                  for name, (fn, specs) in functions.items()}
-    signatures['serving_default'] = signatures['panoptic']
+
+  def get_inference_signatures(self, function_keys: Mapping[str, str]
+                               ) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    """Concrete functions keyed by signature name.
+
+    Args:
+      function_keys: {function name (one of FUNCTION_NAMES): signature name}, e.g.
+        `default_function_keys()`. Unless a function is mapped to `serving_default`, that
+        signature is added as an alias of the first requested function (panoptic by default).
+    """
+    functions = self._functions()
+    unknown = sorted(set(function_keys) - set(functions))
+    if unknown or not function_keys:
+      raise ValueError(f'unknown serving functions {unknown or "(none given)"}; expected some '
+                       f'of {FUNCTION_NAMES}')
+    signatures = {signature_name: tf.function(functions[name][0]).get_concrete_function(
+        *functions[name][1]) for name, signature_name in function_keys.items()}
+    default_key = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+    if default_key not in signatures:
+      signatures[default_key] = signatures[next(iter(function_keys.values()))]
     return signatures
 
 
+_IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'GIF8', b'BM')
+
+
 def decode_image_bytes(image_bytes: tf.Tensor) -> tf.Tensor:
-  """One encoded JPEG/PNG string -> uint8 [1, H, W, 3]; a clear error for anything else."""
-  tf.debugging.assert_greater(tf.strings.length(image_bytes), 0,
-                              message='image_bytes: empty string')
-  image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
+  """One encoded JPEG / PNG / GIF / BMP string -> uint8 [1, H, W, 3] (first frame of a GIF).
+
+  An empty or non-image string fails with an error naming `image_bytes`, before the decoder
+  (whose own message does not name the input).
+  """
+  expected = 'expected one encoded JPEG, PNG, GIF or BMP image'
+  not_empty = tf.debugging.assert_greater(tf.strings.length(image_bytes), 0,
+                                          message=f'image_bytes: empty string; {expected}')
+  with tf.control_dependencies([not_empty]):
+    known_format = tf.reduce_any([
+        tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
+        for magic in _IMAGE_MAGIC])
+  format_check = tf.debugging.Assert(
+      known_format, [f'image_bytes: not an image (unknown file signature); {expected}'])
+  with tf.control_dependencies([format_check]):
+    image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
   return image[None]
-
-
-def _normalize(class_embeddings: tf.Tensor) -> tf.Tensor:
-  return tf.math.l2_normalize(tf.cast(class_embeddings, tf.float32), axis=-1)
 
 
 def masks_to_boxes(masks: tf.Tensor) -> tf.Tensor:

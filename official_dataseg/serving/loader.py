@@ -42,8 +42,11 @@ def resolve_checkpoint(path: str) -> str:
 
 
 def build_serving_module(params, checkpoint_path: Optional[str], dataset_name: str = '',
-                         max_image_size: int = 4096) -> export_module.DataSegServingModule:
-  """The trained model (restored from `checkpoint_path`) wrapped for serving.
+                         max_image_size: int = 4096,
+                         input_type: str = export_module.IMAGE_TENSOR,
+                         batch_size: Optional[int] = None) -> export_module.DataSegExportModule:
+  """The trained model (restored from `checkpoint_path`; None keeps the random init) wrapped
+  for serving.
 
   The default vocabulary and read-out thresholds are those of the dataset `dataset_name`.
   """
@@ -63,9 +66,10 @@ def build_serving_module(params, checkpoint_path: Optional[str], dataset_name: s
     status = tf.train.Checkpoint(model=model).read(checkpoint_path)
     status.expect_partial().assert_existing_objects_matched()
     logging.info('Restored model weights from %s', checkpoint_path)
-  return export_module.DataSegServingModule(
-      model, input_size=(height, width), class_names=vocabulary.names,
+  return export_module.DataSegExportModule(
+      params, model, input_size=(height, width), class_names=vocabulary.names,
       class_embeddings=np.asarray(vocabulary.embeddings), is_thing=vocabulary.is_thing,
+      input_type=input_type, batch_size=batch_size,
       panoptic_confidence_threshold=dataset.panoptic_confidence_threshold,
       panoptic_overlap_threshold=dataset.panoptic_overlap_threshold,
       min_segment_area=dataset.min_segment_area, max_detections=dataset.max_detections,

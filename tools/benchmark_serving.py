@@ -1,0 +1,80 @@
+r"""Prints the exported SavedModel's CPU latency per image (median over runs).
+
+  python tools/benchmark_serving.py --experiments=dataseg_demo,dataseg_r50 --image_size=1024
+
+For each experiment: the model with random weights (latency does not depend on them) is exported
+with one signature (`--task`, image_tensor input, the experiment's default vocabulary), loaded
+back with `tf.saved_model.load`, and called on a uint8 `[1, S, S, 3]` image `--runs` times after
+`--warmup` calls. The model input size is the experiment's (demo 128, paper configs 1024); the
+image is resized to it inside the SavedModel and the outputs are at S x S.
+"""
+import os
+import tempfile
+import time
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')  # A CPU benchmark.
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import logging
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from official.core import exp_factory
+from official.core import export_base
+from official_dataseg import registry_imports  # pylint: disable=unused-import
+from official_dataseg.serving import export_module
+from official_dataseg.serving import loader
+
+_EXPERIMENTS = flags.DEFINE_list('experiments', ['dataseg_demo', 'dataseg_r50'],
+                                 'Registered experiments to benchmark.')
+_IMAGE_SIZE = flags.DEFINE_integer('image_size', 1024, 'Side of the square input image.')
+_RUNS = flags.DEFINE_integer('runs', 5, 'Timed calls per experiment.')
+_WARMUP = flags.DEFINE_integer('warmup', 1, 'Untimed calls first.')
+_TASK = flags.DEFINE_enum('task', 'panoptic', export_module.TASK_SIGNATURES,
+                          'Which signature to time.')
+
+
+def benchmark(experiment: str, image_size: int, task: str, runs: int, warmup: int):
+  """Returns (median seconds, all timings, model input size)."""
+  params = exp_factory.get_exp_config(experiment)
+  # Serving on CPU: float32 and plain batch norm whatever the training setup (TPU bfloat16).
+  params.override({'runtime': {'mixed_precision_dtype': 'float32'},
+                   'task': {'model': {'norm_activation': {'use_sync_bn': False}}}},
+                  is_strict=True)
+  module = loader.build_serving_module(params, checkpoint_path=None,
+                                       max_image_size=max(4096, image_size))
+  with tempfile.TemporaryDirectory() as export_dir:
+    export_base.export(module, {task: task}, export_dir, timestamped=False)
+    signature = tf.saved_model.load(export_dir).signatures[task]
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.integers(0, 256, [1, image_size, image_size, 3], np.uint8))
+    for _ in range(warmup):
+      signature(images=images)
+    timings = []
+    for _ in range(runs):
+      start = time.perf_counter()
+      outputs = signature(images=images)
+      _ = {key: value.numpy() for key, value in outputs.items()}
+      timings.append(time.perf_counter() - start)
+  return float(np.median(timings)), timings, params.task.model.input_size[:2]
+
+
+def main(_) -> None:
+  logging.set_verbosity(logging.WARNING)
+  tf.get_logger().setLevel('ERROR')
+  print(f'CPU threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or "auto"}'
+        f', {os.cpu_count()} logical CPUs visible')
+  for experiment in _EXPERIMENTS.value:
+    median, timings, input_size = benchmark(experiment, _IMAGE_SIZE.value, _TASK.value,
+                                            _RUNS.value, _WARMUP.value)
+    print(f'{experiment}: {_TASK.value} signature, image {_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}'
+          f', model input {input_size[0]}x{input_size[1]}: median {median * 1000:.0f} ms/image '
+          f'over {len(timings)} runs (min {min(timings) * 1000:.0f}, max '
+          f'{max(timings) * 1000:.0f})', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
