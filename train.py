@@ -59,6 +59,10 @@ def main(_) -> None:
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
 
+  if params.runtime.distribution_strategy == 'tpu' and not params.runtime.tpu:
+    console.fail('this experiment runs on TPU (runtime.distribution_strategy=tpu): pass '
+                 '--tpu=NAME, or choose another strategy, e.g. --params_override='
+                 'runtime.distribution_strategy=mirrored,runtime.mixed_precision_dtype=float32')
   strategy = distribute_utils.get_distribution_strategy(
       distribution_strategy=params.runtime.distribution_strategy,
       all_reduce_alg=params.runtime.all_reduce_alg,
