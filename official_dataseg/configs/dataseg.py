@@ -7,6 +7,9 @@ holds none of them. Experiments:
   dataseg_vitdet_b   ViTDet-B, 600k steps, lr 6e-5
   dataseg_vitdet_l   ViTDet-L, batch 256, 540.5k steps, lr 4e-5
   dataseg_demo       a small model on the built-in synthetic suite, for 2 CPU cores
+
+plus the single-dataset baselines and one experiment per ablation of appendix Tables 7-12
+(`ABLATIONS` below; docs/experiments.md lists them with the paper numbers each reproduces).
 """
 import dataclasses
 from typing import List, Optional, Sequence
@@ -38,6 +41,13 @@ class DataSegTask(cfg.TaskConfig):
       ImageNet / MAE checkpoint); 'all' restores the whole model.
     max_consecutive_nonfinite_steps: training stops with an error after this many updates in a
       row were skipped for a non-finite loss or gradient.
+    jit_compile_train_step: compile the whole train step (forward, matching, losses, backward,
+      update) with XLA (`jit_compile=True`), on any device. TPUs compile it anyway; Model
+      Garden's `runtime.enable_xla` only acts on GPUs.
+    checkpoint_train_iterator: save the training input iterator (shuffle buffers, file positions,
+      the dataset-choice stream) in every checkpoint, so a restarted run resumes at the same
+      data position. Costs checkpoint space of the order of the shuffle and prefetch buffers.
+    num_summary_images: prediction overlays written to the eval summaries per dataset.
   """
   model: model_config.DataSegModel = dataclasses.field(
       default_factory=model_config.DataSegModel)
@@ -48,6 +58,9 @@ class DataSegTask(cfg.TaskConfig):
   text_encoder: str = 'minilm'
   init_checkpoint_modules: str = 'backbone'
   max_consecutive_nonfinite_steps: int = 20
+  jit_compile_train_step: bool = False
+  checkpoint_train_iterator: bool = True
+  num_summary_images: int = 2
 
 
 # ---------------------------------------------------------------------------
@@ -282,3 +295,104 @@ def dataseg_demo() -> cfg.ExperimentConfig:
           optimizer_config=step_schedule_optimization(2e-4, train_steps, warmup_steps=50)),
       restrictions=['task.train_data.is_training != None',
                     'task.validation_data.is_training != None'])
+
+
+# ---------------------------------------------------------------------------
+# Single-dataset baselines and the ablations of appendix Tables 7-12, all on ResNet-50 (Table 12
+# also on ViTDet-B / ViTDet-L). Each changes one thing of `dataseg_r50` (or the ViTDet
+# experiment); everything else is the paper setting.
+# ---------------------------------------------------------------------------
+def _replace_dataset(config: cfg.ExperimentConfig, name: str, **changes) -> None:
+  datasets = list(config.task.train_data.datasets)
+  index = [d.name for d in datasets].index(name)
+  datasets[index] = datasets[index].replace(**changes)
+  config.task.train_data.datasets = tuple(datasets)
+
+
+def _sampling_ratio(ade: float, coco: float, o365: float) -> cfg.ExperimentConfig:
+  """Table 7: ADE:COCO:O365 sampling ratio (the paper's is 1:4:4)."""
+  config = dataseg_r50()
+  for name, weight in (('ade20k_semantic', ade), ('coco_panoptic', coco), ('objects365', o365)):
+    _replace_dataset(config, name, sampling_weight=weight)
+  return config
+
+
+def _o365_portion(fraction: float) -> cfg.ExperimentConfig:
+  """Table 8: co-training on the first `fraction` of Objects365 (whole shards)."""
+  config = dataseg_r50()
+  _replace_dataset(config, 'objects365', data_fraction=fraction)
+  return config
+
+
+def _projection_weights(loss_weight: float, matching_weight: float) -> cfg.ExperimentConfig:
+  """Table 9: (lambda_proj, mu_proj) of Objects365 (the paper's is (2, 0.5))."""
+  config = dataseg_r50()
+  o365 = [d for d in config.task.train_data.datasets if d.name == 'objects365'][0]
+  _replace_dataset(config, 'objects365', loss=o365.loss.replace(
+      projection=loss_weight, matching_projection=matching_weight))
+  return config
+
+
+def _dataset_specific(base, num_queries: int = 0,
+                      classification: bool = False) -> cfg.ExperimentConfig:
+  """Tables 10-12: dataset-specific queries and / or class head + background classifier."""
+  config = base()
+  config.task.model.dataset_specific = model_config.DatasetSpecificModules(
+      num_queries_per_dataset=num_queries, class_head=classification, background=classification)
+  return config
+
+
+def _single_dataset(name: str) -> cfg.ExperimentConfig:
+  """A separately trained baseline (paper Table 2): one training dataset, the same settings.
+
+  The dataset keeps its learning-rate multiplier, so its steps see the learning rate they see in
+  co-training; evaluation covers every paper set (other vocabularies test transfer).
+  """
+  config = dataseg_r50()
+  config.task.train_data.datasets = tuple(
+      d for d in config.task.train_data.datasets if d.name == name)
+  return config
+
+
+# Dataset-specific queries in the all-modules model of Table 12: the paper does not say how many;
+# 10 (the smallest of Table 10) is our choice.
+ALL_MODULES_NUM_QUERIES = 10
+
+# name: (factory, what it reproduces). docs/experiments.md lists the same.
+ABLATIONS = {
+    'dataseg_r50_ade20k_only': (lambda: _single_dataset('ade20k_semantic'),
+                                'Table 2 baseline: ADE20K semantic only'),
+    'dataseg_r50_coco_only': (lambda: _single_dataset('coco_panoptic'),
+                              'Table 2 baseline: COCO panoptic only'),
+    'dataseg_r50_o365_only': (lambda: _single_dataset('objects365'),
+                              'Table 2 baseline: Objects365 boxes only'),
+    'dataseg_r50_sampling_1_2_2': (lambda: _sampling_ratio(1, 2, 2), 'Table 7, ratio 1:2:2'),
+    'dataseg_r50_sampling_1_1_1': (lambda: _sampling_ratio(1, 1, 1), 'Table 7, ratio 1:1:1'),
+    'dataseg_r50_o365_10pct': (lambda: _o365_portion(0.10), 'Table 8, 10% of O365'),
+    'dataseg_r50_o365_25pct': (lambda: _o365_portion(0.25), 'Table 8, 25% of O365'),
+    'dataseg_r50_o365_50pct': (lambda: _o365_portion(0.50), 'Table 8, 50% of O365'),
+    'dataseg_r50_o365_100pct': (lambda: _o365_portion(1.0), 'Table 8, 100% of O365'),
+    'dataseg_r50_projection_5_1': (lambda: _projection_weights(5.0, 1.0),
+                                   'Table 9, (lambda_proj, mu_proj) = (5, 1)'),
+    'dataseg_r50_queries_10': (lambda: _dataset_specific(dataseg_r50, num_queries=10),
+                               'Table 10, 10 dataset-specific queries'),
+    'dataseg_r50_queries_20': (lambda: _dataset_specific(dataseg_r50, num_queries=20),
+                               'Table 10, 20 dataset-specific queries'),
+    'dataseg_r50_queries_30': (lambda: _dataset_specific(dataseg_r50, num_queries=30),
+                               'Table 10, 30 dataset-specific queries'),
+    'dataseg_r50_specific_classification': (
+        lambda: _dataset_specific(dataseg_r50, classification=True),
+        'Table 11, dataset-specific class head and background'),
+    'dataseg_r50_all_specific_modules': (
+        lambda: _dataset_specific(dataseg_r50, ALL_MODULES_NUM_QUERIES, True),
+        'Table 12, ResNet-50 + all dataset-specific modules'),
+    'dataseg_vitdet_b_all_specific_modules': (
+        lambda: _dataset_specific(dataseg_vitdet_b, ALL_MODULES_NUM_QUERIES, True),
+        'Table 12, ViTDet-B + all dataset-specific modules'),
+    'dataseg_vitdet_l_all_specific_modules': (
+        lambda: _dataset_specific(dataseg_vitdet_l, ALL_MODULES_NUM_QUERIES, True),
+        'Table 12, ViTDet-L + all dataset-specific modules'),
+}
+
+for _name, (_factory, _) in ABLATIONS.items():
+  exp_factory.register_config_factory(_name)(_factory)

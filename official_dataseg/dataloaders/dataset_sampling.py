@@ -56,17 +56,24 @@ def draw_dataset_index(cdf: tf.Tensor, seed: int, batch_index: tf.Tensor,
 
 
 def dataset_choice_dataset(weights: Sequence[float], seed: int,
-                           stratified: bool = True) -> tf.data.Dataset:
+                           stratified: bool = True,
+                           batches_per_step: int = 1) -> tf.data.Dataset:
   """Infinite int64 dataset of dataset indices, batch 0, 1, 2, ... in order.
 
   Args:
     weights: [D] sampling weights.
     seed: the stateless seed.
     stratified: low-discrepancy draws (see the module docstring) or i.i.d.
+    batches_per_step: per-replica batches this input pipeline yields per training step (its
+      number of local replicas): they all get the step's draw, so the whole global batch of a
+      step comes from one dataset.
 
   Returns:
     A dataset for `tf.data.Dataset.choose_from_datasets`.
   """
   cdf = tf.constant(cumulative_weights(weights))
+  if batches_per_step < 1:
+    raise ValueError(f'batches_per_step must be >= 1, got {batches_per_step}')
   return tf.data.Dataset.counter().map(
-      lambda batch_index: draw_dataset_index(cdf, seed, batch_index, stratified))
+      lambda batch_index: draw_dataset_index(cdf, seed, batch_index // batches_per_step,
+                                             stratified))

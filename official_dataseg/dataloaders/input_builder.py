@@ -13,6 +13,7 @@ by `dataset_sampling` from (seed, b); every dataset's batches share one
 structure (same S, M and keys), so one iterator feeds the Task and
 `DATASET_ID` says which dataset a batch holds.
 """
+import math
 from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
@@ -40,6 +41,31 @@ def _check_data_config(data_config) -> None:
   for dataset_config in data_config.datasets:
     if not dataset_config.input_path:
       raise ValueError(f'Dataset {dataset_config.name!r}: input_path is empty.')
+
+
+def select_input_files(dataset_config) -> str:
+  """`input_path`, narrowed to the first `data_fraction` of its files (sorted) when < 1.
+
+  Returns:
+    A comma-separated file list (or `input_path` unchanged when the fraction is 1).
+
+  Raises:
+    ValueError: `data_fraction` outside (0, 1], or no file matches `input_path`.
+  """
+  fraction = dataset_config.data_fraction
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f'Dataset {dataset_config.name!r}: data_fraction must be in (0, 1], '
+                     f'got {fraction}.')
+  if fraction == 1.0:
+    return dataset_config.input_path
+  files = sorted({f for pattern in dataset_config.input_path.split(',')
+                  for f in tf.io.gfile.glob(pattern.strip())})
+  if not files:
+    raise ValueError(f'Dataset {dataset_config.name!r}: no file matches input_path '
+                     f'{dataset_config.input_path!r}.')
+  # Whole files, so every host reads the same subset; at least one file.
+  num_files = max(1, math.ceil(fraction * len(files) - 1e-9))
+  return ','.join(files[:num_files])
 
 
 def _category_factors(dataset_config):
@@ -77,7 +103,7 @@ def build_dataset_reader(data_config, dataset_id: int, is_training: bool,
       include_instance_masks=(not is_training and
                               dataset_config.task_type == common.TASK_INSTANCE))
   reader_config = data_config.replace(
-      input_path=dataset_config.input_path, is_training=is_training,
+      input_path=select_input_files(dataset_config), is_training=is_training,
       drop_remainder=is_training)
   parse = parser.parse_fn(is_training)
 
@@ -123,8 +149,9 @@ def build_train_datasets(data_config, input_context=None
 def build_train_dataset(data_config, input_context=None) -> tf.data.Dataset:
   """Per-replica training batches, each batch from one dataset.
 
-  Batch b comes from the dataset drawn from (DataConfig.seed, b) by
-  `sampling_weight` (identical on all replicas and after a restore).
+  Step t's batches come from the dataset drawn from (DataConfig.seed, t) by
+  `sampling_weight`: identical on all input pipelines, for all local replicas
+  of a pipeline, and after a restore.
 
   Args:
     data_config: the DataConfig (its datasets, output_size, max_instances,
@@ -140,9 +167,15 @@ def build_train_dataset(data_config, input_context=None) -> tf.data.Dataset:
   datasets = list(build_train_datasets(data_config, input_context).values())
   if len(datasets) == 1:
     return datasets[0]
+  # A pipeline feeding several local replicas yields one per-replica batch per replica for
+  # each step; they must all come from the step's dataset.
+  replicas_per_pipeline = 1
+  if input_context is not None:
+    replicas_per_pipeline = max(
+        1, input_context.num_replicas_in_sync // input_context.num_input_pipelines)
   choices = dataset_sampling.dataset_choice_dataset(
       [d.sampling_weight for d in data_config.datasets],
-      data_config.seed or 0)
+      data_config.seed or 0, batches_per_step=replicas_per_pipeline)
   combined = tf.data.Dataset.choose_from_datasets(datasets, choices)
   return combined.prefetch(tf.data.AUTOTUNE)
 

@@ -22,9 +22,37 @@ from official_dataseg.evaluation import dataset_evaluator
 from official_dataseg.losses import criterion as criterion_lib
 from official_dataseg.modeling import factory as model_factory
 from official_dataseg.tasks import learning_rate as lr_lib
+from official_dataseg.tasks import summary_images
 from official_dataseg.tasks import vocabulary_tables
 
 LOSS_TERMS = ('ce', 'focal', 'dice', 'projection')
+
+
+def _all_reduce_needs_merge_call() -> bool:
+  """True under a multi-replica strategy whose all-reduce is a merge_call (not TPU)."""
+  replica_context = tf.distribute.get_replica_context()
+  if replica_context is None or replica_context.num_replicas_in_sync == 1:
+    return False
+  return not isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
+
+
+def _replicas(value) -> List[np.ndarray]:
+  """Per-replica tuples (from `experimental_local_results`) or one batch -> list of arrays."""
+  return [np.asarray(v) for v in value] if isinstance(value, (tuple, list)) else [
+      np.asarray(value)]
+
+
+def _keep_thumbnails(state, thumbnails, is_padding, image_info, count: int) -> None:
+  """Appends (thumbnail, IMAGE_INFO) of the first `count` real images to `state`.
+
+  Each replica pads only the end of its batch, so its first real images are among its
+  thumbnails, and replica order is the order in which the evaluator keeps its examples.
+  """
+  for replica_thumbnails, replica_padding, replica_info in zip(
+      _replicas(thumbnails), _replicas(is_padding), _replicas(image_info)):
+    for index, thumbnail in enumerate(replica_thumbnails):
+      if len(state.summary_thumbnails) < count and not replica_padding[index]:
+        state.summary_thumbnails.append((thumbnail, replica_info[index]))
 
 
 @task_factory.register_task_cls(dataseg_config.DataSegTask)
@@ -53,6 +81,8 @@ class DataSegTask(base_task.Task):
     self._learning_rate_multipliers = tf.constant(
         [d.learning_rate_multiplier for d in params.train_data.datasets], tf.float32)
     self._current_eval_dataset: Optional[str] = None
+    # {eval dataset name: uint8 [H, W, 3] overlays} of the last evaluation (for the summaries).
+    self.summary_images: Dict[str, List[np.ndarray]] = {}
     # Updates skipped in a row for a non-finite loss or gradient (see `train_step`).
     self.consecutive_nonfinite_steps = tf.Variable(
         0, trainable=False, dtype=tf.int64, name='consecutive_nonfinite_steps',
@@ -123,7 +153,8 @@ class DataSegTask(base_task.Task):
   def build_metrics(self, training: bool = True) -> List[tf_keras.metrics.Metric]:
     if not training:
       return []
-    metrics = [tf_keras.metrics.Mean('skipped_nonfinite_steps', dtype=tf.float32)]
+    metrics = [tf_keras.metrics.Mean('skipped_nonfinite_steps', dtype=tf.float32),
+               tf_keras.metrics.Mean('gradient_norm', dtype=tf.float32)]
     for dataset in self.task_config.train_data.datasets:
       for term in LOSS_TERMS + ('total',):
         metrics.append(tf_keras.metrics.Mean(f'{dataset.name}/loss_{term}', dtype=tf.float32))
@@ -143,12 +174,25 @@ class DataSegTask(base_task.Task):
     dataset_id = labels[common.DATASET_ID][0]
     mask_logits = model_outputs[common.MASK_LOGITS]
     class_logits = model_outputs[common.CLASS_LOGITS]
-    branches = [
-        (lambda c=criterion: c(mask_logits, class_logits, labels)) for criterion in self._criteria]
-    if len(branches) == 1:
-      losses = branches[0]()
+    if len(self._criteria) == 1:
+      losses = self._criteria[0](mask_logits, class_logits, labels)
+    elif _all_reduce_needs_merge_call():
+      # Mirrored / MultiWorkerMirrored: the criterion's cross-replica normaliser (an all-reduce,
+      # i.e. a merge_call) cannot run inside `tf.switch_case`. Every dataset's loss is computed
+      # and the batch's is selected; the others get no gradient. Labels are clipped to each
+      # criterion's vocabulary (a no-op for the batch's own dataset).
+      all_losses = []
+      for criterion in self._criteria:
+        clipped = dict(labels)
+        clipped[common.GT_CLASSES] = tf.minimum(labels[common.GT_CLASSES],
+                                                criterion._num_classes - 1)  # pylint: disable=protected-access
+        all_losses.append(criterion(mask_logits, class_logits, clipped))
+      losses = {key: tf.gather(tf.stack([l[key] for l in all_losses]), dataset_id)
+                for key in LOSS_TERMS + ('total',)}
     else:
-      losses = tf.switch_case(dataset_id, branches)
+      losses = tf.switch_case(dataset_id, [
+          (lambda c=criterion: c(mask_logits, class_logits, labels))
+          for criterion in self._criteria])
     losses = {key: losses[key] for key in LOSS_TERMS + ('total',)}
     if aux_losses:
       losses['total'] += tf.add_n(aux_losses)
@@ -169,24 +213,37 @@ class DataSegTask(base_task.Task):
     gradients = tape.gradient(loss, variables)
     if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
       gradients = optimizer.get_unscaled_gradients(gradients)
-    finite = tf.logical_and(
-        tf.math.is_finite(losses['total']),
-        tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients if g is not None]))
-    # A non-finite step applies zero gradients (Adam moments are still advanced by zeros, a
-    # negligible perturbation) and is counted; the trainer stops after
-    # `max_consecutive_nonfinite_steps` in a row.
+    # Before clipping (the optimizer clips to global norm 0.1): how far the step wanted to go.
+    gradient_norm = tf.linalg.global_norm([g for g in gradients if g is not None])
+    finite = tf.logical_and(tf.math.is_finite(losses['total']), tf.math.is_finite(gradient_norm))
+    replica_context = tf.distribute.get_replica_context()
+    if replica_context is not None and replica_context.num_replicas_in_sync > 1:
+      # Skip on every replica when any replica is non-finite: the gradients are summed.
+      num_nonfinite = replica_context.all_reduce(
+          tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+      finite = tf.equal(num_nonfinite, 0.0)
+    # A non-finite step is skipped: zero gradients and a zero learning rate leave every weight
+    # unchanged (AdamW's decoupled weight decay scales with the learning rate too); only Adam's
+    # moments decay by one step. It is counted, and the trainer stops after
+    # `max_consecutive_nonfinite_steps` in a row. (A `tf.cond` around `apply_gradients` is not
+    # possible: the optimizer's cross-replica merge cannot run inside a replica-side cond.)
     gradients = [tf.where(finite, g, tf.zeros_like(g)) if g is not None else None
                  for g in gradients]
-    lr_lib.set_dataset_multiplier(optimizer,
-                                  tf.gather(self._learning_rate_multipliers, dataset_id))
+    multiplier = tf.gather(self._learning_rate_multipliers, dataset_id)
+    lr_lib.set_dataset_multiplier(optimizer, tf.where(finite, multiplier, 0.0))
+    learning_rate = lr_lib.current_learning_rate(optimizer)
     optimizer.apply_gradients(list(zip(gradients, variables)))
     self.consecutive_nonfinite_steps.assign(
         tf.where(finite, tf.constant(0, tf.int64), self.consecutive_nonfinite_steps + 1))
 
-    logs = {self.loss: tf.where(finite, losses['total'], 0.0)}
+    logs = {self.loss: tf.where(finite, losses['total'], 0.0),
+            'learning_rate': learning_rate, 'gradient_norm': gradient_norm,
+            'finite': finite}
     if metrics:
       by_name = {m.name: m for m in metrics}
       by_name['skipped_nonfinite_steps'].update_state(1.0 - tf.cast(finite, tf.float32))
+      by_name['gradient_norm'].update_state(tf.where(finite, gradient_norm, 0.0),
+                                            sample_weight=tf.cast(finite, tf.float32))
       for index, dataset in enumerate(self.task_config.train_data.datasets):
         weight = tf.cast(tf.equal(dataset_id, index), tf.float32)
         for term in LOSS_TERMS + ('total',):
@@ -212,15 +269,34 @@ class DataSegTask(base_task.Task):
     logs = {key: value for key, value in inputs.items() if key != common.IMAGE}
     logs[dataset_evaluator.PREDICTED_MASK_LOGITS] = outputs[common.MASK_LOGITS][-1]
     logs[dataset_evaluator.PREDICTED_CLASS_LOGITS] = outputs[common.CLASS_LOGITS][-1]
+    if self.task_config.num_summary_images > 0:
+      logs[summary_images.THUMBNAIL] = summary_images.thumbnails(
+          inputs[common.IMAGE], self.task_config.num_summary_images)
     return logs
 
   def aggregate_logs(self, state=None, step_outputs=None):
     if state is None:
       dataset = self._eval_dataset_config()
       vocabulary = self._eval_vocabularies[dataset.name].vocabularies[0]
-      state = dataset_evaluator.DatasetEvaluator(dataset, vocabulary.names, vocabulary.is_thing)
+      state = dataset_evaluator.DatasetEvaluator(
+          dataset, vocabulary.names, vocabulary.is_thing,
+          keep_examples=self.task_config.num_summary_images)
+      state.summary_thumbnails = []
+    step_outputs = dict(step_outputs)
+    thumbnails = step_outputs.pop(summary_images.THUMBNAIL, None)
+    if thumbnails is not None:
+      _keep_thumbnails(state, thumbnails, step_outputs[common.EVAL_IS_PADDING],
+                       step_outputs[common.IMAGE_INFO], self.task_config.num_summary_images)
     state.update(step_outputs)
     return state
 
   def reduce_aggregated_logs(self, aggregated_logs, global_step=None) -> Dict[str, Any]:
+    dataset = self._eval_dataset_config()
+    names = aggregated_logs.class_names
+    self.summary_images[dataset.name] = [
+        summary_images.overlay(dataset.task_type,
+                               summary_images.original_image(thumbnail, info),
+                               example['prediction'], names)
+        for (thumbnail, info), example in zip(getattr(aggregated_logs, 'summary_thumbnails', []),
+                                              aggregated_logs.examples)]
     return aggregated_logs.result()

@@ -38,3 +38,12 @@ def set_dataset_multiplier(optimizer, multiplier: tf.Tensor) -> None:
   schedule = optimizer.learning_rate
   if isinstance(schedule, MultipliedSchedule):
     schedule.multiplier.assign(tf.cast(multiplier, tf.float32))
+
+
+def current_learning_rate(optimizer) -> tf.Tensor:
+  """float32 [] learning rate the next `apply_gradients` uses (the multiplier included)."""
+  optimizer = getattr(optimizer, 'inner_optimizer', optimizer)
+  schedule = optimizer.learning_rate
+  if callable(schedule):
+    return tf.cast(schedule(optimizer.iterations), tf.float32)
+  return tf.cast(schedule, tf.float32)

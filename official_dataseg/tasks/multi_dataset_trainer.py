@@ -1,14 +1,20 @@
-"""Model Garden's Trainer, evaluating every configured dataset in turn.
+"""Model Garden's Trainer, evaluating every configured dataset in turn, and its runner.
 
 `base_trainer.Trainer` evaluates one validation dataset. DaTaSeg evaluates several, each with its
 own task type, vocabulary and metrics (ADE semantic mIoU, COCO PQ, O365 mask AP, transfer sets).
 This trainer keeps one eval dataset and one compiled eval loop per dataset, tells the task which
-dataset it is evaluating, and prefixes each dataset's metrics with its name.
+dataset it is evaluating, prefixes each dataset's metrics with its name and writes a few
+prediction overlays per dataset to the eval summaries.
+
+Fault tolerance: the training input iterator is part of the checkpoint (a restarted run continues
+at the same data position), the train step can be compiled whole with XLA, and the runner's
+checkpoint manager falls back to the previous checkpoint when the latest cannot be read.
 """
 import os
 from typing import Dict, Optional
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from official.core import base_trainer
@@ -36,6 +42,48 @@ class MultiDatasetTrainer(base_trainer.Trainer):
     super().__init__(config, task, model, optimizer, train=train, evaluate=evaluate,
                      train_dataset=train_dataset, validation_dataset=validation_dataset,
                      checkpoint_exporter=checkpoint_exporter)
+    self._jit_task_train_step = None
+    self._eval_summary_writer = None
+    self._host_train_iterator = None
+    if train and config.task.checkpoint_train_iterator:
+      # tf.distribute's iterators cannot be checkpointed (TF 2.20), so this worker reads its
+      # per-replica batches from one plain tf.data iterator (checkpointable) and hands one to
+      # each local replica (`next_train_inputs`), as the distributed iterator would.
+      strategy = tf.distribute.get_strategy()
+      worker_index = _worker_index(strategy)
+      num_workers = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
+      input_context = tf.distribute.InputContext(
+          num_input_pipelines=num_workers, input_pipeline_id=worker_index,
+          num_replicas_in_sync=strategy.num_replicas_in_sync)
+      self._host_train_iterator = iter(task.build_inputs(config.task.train_data, input_context))
+      # Built now, before the runner restores the latest checkpoint. Only the chief's checkpoint
+      # is kept (Model Garden's layout), so other workers restart their own stream.
+      key = 'train_iterator' if worker_index == 0 else f'train_iterator_worker_{worker_index}'
+      setattr(self._checkpoint, key, self._host_train_iterator)
+      self._train_iter = self._host_train_iterator
+
+  def next_train_inputs(self, iterator):
+    """Per-replica batches: from the checkpointed host iterator, or the distributed one."""
+    if iterator is not self._host_train_iterator:
+      return super().next_train_inputs(iterator)
+    return self.strategy.experimental_distribute_values_from_function(
+        lambda _: next(iterator))
+
+  def train_step(self, iterator):
+    """Model Garden's step; with `task.jit_compile_train_step` the task step is one XLA cluster."""
+    if not self.config.task.jit_compile_train_step:
+      return super().train_step(iterator)
+    if self._jit_task_train_step is None:
+      self._jit_task_train_step = tf.function(self.task.train_step, jit_compile=True)
+
+    def step_fn(inputs):
+      logs = self._jit_task_train_step(inputs, model=self.model, optimizer=self.optimizer,
+                                       metrics=self.train_metrics)
+      self._train_loss.update_state(logs[self.task.loss])
+      self.global_step.assign_add(1)
+
+    inputs = self.next_train_inputs(iterator)
+    self.strategy.run(step_fn, args=(inputs,), options=self._runtime_options)
 
   def train_loop_end(self):
     """Model Garden's loop end, then a clear stop after too many non-finite steps in a row."""
@@ -65,7 +113,23 @@ class MultiDatasetTrainer(base_trainer.Trainer):
         all_logs[f'{name}/{key}'] = value
     self.task.set_eval_dataset(None)
     self._report(all_logs)
+    self._write_summary_images()
     return all_logs
+
+  def _write_summary_images(self) -> None:
+    """Writes the task's prediction overlays to `<model_dir>/<validation_summary_subdir>`."""
+    images = {name: overlays for name, overlays in self.task.summary_images.items() if overlays}
+    if not images or not self.task.logging_dir:
+      return
+    if self._eval_summary_writer is None:
+      self._eval_summary_writer = tf.summary.create_file_writer(os.path.join(
+          self.task.logging_dir, self.config.trainer.validation_summary_subdir))
+    step = int(self.global_step.numpy())
+    with self._eval_summary_writer.as_default():
+      for name, overlays in images.items():
+        for index, overlay in enumerate(overlays):
+          tf.summary.image(f'{name}/prediction_{index}', np.asarray(overlay)[None], step=step)
+    self._eval_summary_writer.flush()
 
   def _report(self, logs) -> None:
     """Prints the metric table and writes `<model_dir>/metrics.json`."""
@@ -79,8 +143,46 @@ class MultiDatasetTrainer(base_trainer.Trainer):
       logging.info('Wrote %s', path)
 
 
+def _worker_index(strategy) -> int:
+  """This worker's index (0 unless multi-worker)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return 0
+  return int(resolver.task_id or 0)
+
+
+class FallbackCheckpointManager(tf.train.CheckpointManager):
+  """Restores the newest readable checkpoint: a corrupted latest one falls back, with a warning.
+
+  A run killed while writing, or a damaged file, leaves a latest checkpoint that cannot be read;
+  the previous ones kept by `max_to_keep` are tried in turn, newest first.
+  """
+
+  def restore_or_initialize(self):
+    for path in reversed(self.checkpoints):
+      try:
+        self._checkpoint.restore(path)
+        return path
+      except (tf.errors.OpError, ValueError) as e:
+        logging.warning('Cannot restore checkpoint %s (%s: %s); trying the previous one.',
+                        path, type(e).__name__, str(e).splitlines()[0] if str(e) else '')
+        print(f'WARNING: checkpoint {path} is unreadable ({type(e).__name__}); '
+              'falling back to the previous checkpoint.', flush=True)
+    if self.checkpoints:
+      raise RuntimeError(f'None of the checkpoints {self.checkpoints} in {self.directory} can '
+                         'be restored; remove them to start from scratch.')
+    return super().restore_or_initialize()
+
+
 class MultiDatasetExperimentRunner(train_lib.OrbitExperimentRunner):
   """Model Garden's experiment runner, building a `MultiDatasetTrainer`."""
+
+  def _maybe_build_checkpoint_manager(self) -> Optional[tf.train.CheckpointManager]:
+    manager = super()._maybe_build_checkpoint_manager()
+    if manager is None:
+      return None
+    manager.__class__ = FallbackCheckpointManager  # Same state; only the restore differs.
+    return manager
 
   def _build_trainer(self, task, train: bool, evaluate: bool) -> base_trainer.Trainer:
     with self.strategy.scope():

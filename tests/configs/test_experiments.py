@@ -66,3 +66,59 @@ def test_experiment_yaml_files_are_up_to_date():
   result = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'write_experiment_yamls.py'),
                            '--check'], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
+
+
+def _datasets(config):
+  return {d.name: d for d in config.task.train_data.datasets}
+
+
+# Appendix Tables 7-12 (and the Table 2 baselines): what each ablation changes of dataseg_r50.
+@pytest.mark.parametrize('name,weights', [
+    ('dataseg_r50', (1, 4, 4)), ('dataseg_r50_sampling_1_2_2', (1, 2, 2)),
+    ('dataseg_r50_sampling_1_1_1', (1, 1, 1))])
+def test_table7_sampling_ratios(name, weights):
+  datasets = _datasets(exp_factory.get_exp_config(name))
+  assert tuple(datasets[n].sampling_weight
+               for n in ('ade20k_semantic', 'coco_panoptic', 'objects365')) == weights
+
+
+@pytest.mark.parametrize('percent', [10, 25, 50, 100])
+def test_table8_o365_portion(percent):
+  datasets = _datasets(exp_factory.get_exp_config(f'dataseg_r50_o365_{percent}pct'))
+  assert datasets['objects365'].data_fraction == percent / 100
+  assert datasets['ade20k_semantic'].data_fraction == datasets['coco_panoptic'].data_fraction == 1
+
+
+@pytest.mark.parametrize('name,weights', [('dataseg_r50', (2.0, 0.5)),
+                                          ('dataseg_r50_projection_5_1', (5.0, 1.0))])
+def test_table9_projection_weights(name, weights):
+  loss = _datasets(exp_factory.get_exp_config(name))['objects365'].loss
+  assert (loss.projection, loss.matching_projection) == weights
+  assert (loss.ce, loss.focal, loss.dice, loss.matching_ce) == (1, 0, 0, 1)
+
+
+@pytest.mark.parametrize('name,queries,classification', [
+    ('dataseg_r50', 0, False), ('dataseg_r50_queries_10', 10, False),
+    ('dataseg_r50_queries_20', 20, False), ('dataseg_r50_queries_30', 30, False),
+    ('dataseg_r50_specific_classification', 0, True),
+    ('dataseg_r50_all_specific_modules', 10, True),
+    ('dataseg_vitdet_b_all_specific_modules', 10, True),
+    ('dataseg_vitdet_l_all_specific_modules', 10, True)])
+def test_tables10_to_12_dataset_specific_modules(name, queries, classification):
+  config = exp_factory.get_exp_config(name)
+  specific = config.task.model.dataset_specific
+  assert (specific.num_queries_per_dataset, specific.class_head, specific.background) == (
+      queries, classification, classification)
+  base = exp_factory.get_exp_config(name.split('_all_')[0] if '_all_' in name else 'dataseg_r50')
+  assert config.task.model.backbone.as_dict() == base.task.model.backbone.as_dict()
+
+
+@pytest.mark.parametrize('name,dataset', [('dataseg_r50_ade20k_only', 'ade20k_semantic'),
+                                          ('dataseg_r50_coco_only', 'coco_panoptic'),
+                                          ('dataseg_r50_o365_only', 'objects365')])
+def test_single_dataset_baselines(name, dataset):
+  config = exp_factory.get_exp_config(name)
+  assert list(_datasets(config)) == [dataset]
+  expected = PAPER_DATASETS[dataset]
+  assert _datasets(config)[dataset].learning_rate_multiplier == expected[1]
+  assert config.trainer.train_steps == PAPER['dataseg_r50'][1]

@@ -43,3 +43,11 @@ def test_zero_weight_never_drawn():
   draws = list(dataset_sampling.dataset_choice_dataset(
       [0, 1, 1], seed=0).take(300).as_numpy_iterator())
   assert 0 not in draws
+
+
+def test_local_replicas_of_a_step_share_its_draw():
+  per_step = list(dataset_sampling.dataset_choice_dataset(
+      [1.0, 4.0, 4.0], seed=5).take(30).as_numpy_iterator())
+  per_replica = list(dataset_sampling.dataset_choice_dataset(
+      [1.0, 4.0, 4.0], seed=5, batches_per_step=4).take(120).as_numpy_iterator())
+  assert per_replica == [d for d in per_step for _ in range(4)]

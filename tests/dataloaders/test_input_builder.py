@@ -103,3 +103,19 @@ def test_missing_input_path_names_dataset(tmp_path):
       datasets=(data_cfg.DatasetConfig(name='ade', input_path=''),))
   with pytest.raises(ValueError, match="'ade'"):
     input_builder.build_train_dataset(config)
+
+
+def test_replicas_of_one_pipeline_get_the_same_dataset_per_step(tmp_path):
+  _write_datasets(tmp_path)
+  config = _config(tmp_path, batch_size=4)
+  # One input pipeline feeding 2 local replicas (MirroredStrategy on one host): the pipeline
+  # yields per-replica batches of 2, consecutive pairs forming one step.
+  context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                       num_replicas_in_sync=2)
+  dataset = input_builder.build_train_dataset(config, context)
+  ids = [int(batch[common.DATASET_ID][0]) for batch in dataset.take(24)]
+  assert all(len(set(batch.numpy())) == 1
+             for batch in [b[common.DATASET_ID] for b in dataset.take(4)])
+  steps = [ids[i:i + 2] for i in range(0, 24, 2)]
+  assert all(a == b for a, b in steps), steps
+  assert {a for a, _ in steps} == {0, 1}  # Both datasets are drawn.
