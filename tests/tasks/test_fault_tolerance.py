@@ -55,6 +55,9 @@ def _latest_step(model_dir) -> int:
 
 def _batch_after(params, model_dir, checkpoint_step=None, skip=0):
   """The next training batch of the iterator in a checkpoint (or of a fresh one after `skip`)."""
+  # The training process set no global seed; tf.data's seeded shuffle combines the global seed
+  # with its own, so clear any global seed that an earlier test in this process set.
+  tf.random.set_seed(None)
   iterator = iter(input_builder.build_train_dataset(params.task.train_data))
   if checkpoint_step is not None:
     tf.train.Checkpoint(train_iterator=iterator).read(
