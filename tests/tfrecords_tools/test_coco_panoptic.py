@@ -232,3 +232,29 @@ def test_coco_instance_masks_match_pycocotools(tmp_path):
                                     reference.annToMask(annotation))
     assert example[common.TFRECORD_OBJECT_IS_CROWD] == [
         a['iscrowd'] for a in expected]
+
+
+def test_detection_json_of_sample_converts_as_objects365_boxes(tmp_path):
+  from tfrecords_tools import objects365  # pylint: disable=g-import-not-at-top
+  annotations = os.path.join(SAMPLE_DIR, 'panoptic_coco_detection_format.json')
+  prefix = str(tmp_path / 'boxes')
+  objects365.convert(os.path.join(SAMPLE_DIR, 'input_images'), annotations, prefix,
+                     show_progress=False)
+  content = helpers.read_json(annotations)
+  index_of = {c['id']: i for i, c in enumerate(sorted(content['categories'],
+                                                      key=lambda c: c['id']))}
+  sizes = {i['id']: (i['height'], i['width']) for i in content['images']}
+  examples = helpers.read_examples(prefix)
+  assert len(examples) == 2
+  for example in examples:
+    image_id = int(example[common.TFRECORD_IMAGE_SOURCE_ID][0])
+    expected = [a for a in content['annotations'] if a['image_id'] == image_id]
+    assert common.TFRECORD_OBJECT_MASK not in example  # Segmentations dropped.
+    assert common.TFRECORD_SEGMENTATION_ENCODED not in example
+    assert example[common.TFRECORD_OBJECT_CLASS] == [index_of[a['category_id']]
+                                                     for a in expected]
+    height, width = sizes[image_id]
+    boxes = np.array([[a['bbox'][1] / height, a['bbox'][0] / width,
+                       (a['bbox'][1] + a['bbox'][3]) / height,
+                       (a['bbox'][0] + a['bbox'][2]) / width] for a in expected])
+    np.testing.assert_allclose(helpers.boxes(example), np.clip(boxes, 0, 1), atol=1e-6)
