@@ -28,7 +28,18 @@ class MultipliedSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
     return tf.cast(base, tf.float32) * self.multiplier
 
   def get_config(self) -> Dict[str, Any]:
-    return {'base_schedule': self.base_schedule}
+    """JSON-serialisable config (the multiplier is runtime state, not config)."""
+    base = self.base_schedule
+    if isinstance(base, tf_keras.optimizers.schedules.LearningRateSchedule):
+      base = tf_keras.optimizers.schedules.serialize(base)
+    return {'base_schedule': base, 'name': self.multiplier.name.split(':')[0]}
+
+  @classmethod
+  def from_config(cls, config: Dict[str, Any]) -> 'MultipliedSchedule':
+    base = config['base_schedule']
+    if isinstance(base, dict):
+      base = tf_keras.optimizers.schedules.deserialize(base)
+    return cls(base, name=config.get('name', 'dataset_learning_rate_multiplier'))
 
 
 def set_dataset_multiplier(optimizer, multiplier: tf.Tensor) -> None:

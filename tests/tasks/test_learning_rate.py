@@ -42,3 +42,10 @@ def test_multiplier_changes_between_steps():
   assert float(schedule(0)) == np.float32(0.5)
   lr_lib.set_dataset_multiplier(optimizer, 2.0)
   assert float(schedule(0)) == np.float32(0.2)
+
+
+def test_optimizer_config_serialises_and_round_trips():
+  optimizer = _optimizer(learning_rate=0.1)
+  config = optimizer.get_config()['learning_rate']
+  schedule = lr_lib.MultipliedSchedule.from_config(config['config'])
+  assert float(schedule(0)) == np.float32(0.1)  # Multiplier back at 1.
