@@ -72,7 +72,9 @@ IGNORE_MASK = 'ignore_mask'      # uint8 [S_h/4, S_w/4]: 1 where no loss applies
 NUM_TRUNCATED = 'num_truncated'  # int32 []: objects dropped for exceeding M.
 # Evaluation ground truth at the original resolution, padded to E = eval size.
 EVAL_SEGMENTATION = 'eval_segmentation'  # int32 [E_h, E_w]: 0 void, k -> object k-1.
-EVAL_INSTANCE_MASKS = 'eval_instance_masks'  # uint8 [M, E_h, E_w] (instance data).
+# uint8 [ceil(M / 8), E_h, E_w] (instance data): object k's mask is bit k % 8 of plane k // 8
+# (ops/mask_bits.py).
+EVAL_INSTANCE_MASK_BITS = 'eval_instance_mask_bits'
 EVAL_CLASSES = 'eval_classes'            # int32 [M].
 EVAL_IS_CROWD = 'eval_is_crowd'          # int32 [M].
 EVAL_IS_IGNORED = 'eval_is_ignored'      # int32 [M].

@@ -29,6 +29,7 @@ from official.vision.dataloaders import parser
 from official.vision.ops import preprocess_ops
 from official_dataseg import common
 from official_dataseg.dataloaders import geometry
+from official_dataseg.ops import mask_bits
 
 TARGET_STRIDE = 4
 
@@ -236,8 +237,10 @@ class DataSegParser(parser.Parser):
       EVAL_SEGMENTATION int32 [E_h, E_w]; EVAL_CLASSES, EVAL_IS_CROWD,
       EVAL_IS_IGNORED int32 [M]; EVAL_VALID float32 [M]; NUM_TRUNCATED int32
       []; EVAL_IS_PADDING bool [] (False); for task_type instance also
-      EVAL_INSTANCE_MASKS uint8 [M, E_h, E_w] (instance data with masks: the
-      segmentation is then built from them, a later object over an earlier).
+      EVAL_INSTANCE_MASK_BITS uint8 [ceil(M / 8), E_h, E_w], the M masks
+      packed eight to a byte (`ops/mask_bits.py`; instance data with masks:
+      the segmentation is then built from them, a later object over an
+      earlier).
     """
     decoded = decoded_tensors
     source_id = decoded[common.DECODED_SOURCE_ID]
@@ -273,13 +276,18 @@ class DataSegParser(parser.Parser):
       masks = decoded.get(common.DECODED_INSTANCE_MASKS)
       if masks is None:
         masks = tf.zeros([num_objects, image_size[0], image_size[1]], tf.uint8)
-      masks = masks[:max_instances]
-      segment_values = tf.range(1, tf.shape(masks)[0] + 1, dtype=tf.int32)
-      segmentation = tf.reduce_max(_append_zero(
-          tf.cast(masks, tf.int32) * segment_values[:, None, None]), axis=0)
-      masks = tf.pad(masks, [[0, max_instances - tf.shape(masks)[0]]] + padding)
-      labels[common.EVAL_INSTANCE_MASKS] = tf.ensure_shape(
-          masks, [max_instances] + self._eval_size)
+      masks = tf.cast(masks[:max_instances], tf.uint8)
+      # The last object covering a pixel owns it: the first 1 along the reversed object axis; a
+      # row of ones after the objects stands for "none" (index num_kept). argmax on uint8 keeps
+      # the transient at the masks' own size.
+      num_kept = tf.shape(masks)[0]
+      none_row = tf.ones(tf.concat([[1], tf.shape(masks)[1:]], axis=0), tf.uint8)
+      last_cover = tf.cast(tf.argmax(tf.concat([masks[::-1], none_row], axis=0), axis=0),
+                           tf.int32)
+      segmentation = tf.where(last_cover < num_kept, num_kept - last_cover, 0)
+      bits = tf.pad(mask_bits.pack_masks(masks, max_instances), [[0, 0]] + padding)
+      labels[common.EVAL_INSTANCE_MASK_BITS] = tf.ensure_shape(
+          bits, [mask_bits.num_planes(max_instances)] + self._eval_size)
     else:
       segmentation = decoded[common.DECODED_SEGMENTATION]
       segmentation = tf.where(segmentation > max_instances, 0, segmentation)

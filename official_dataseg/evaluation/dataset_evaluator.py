@@ -16,6 +16,7 @@ from official_dataseg.evaluation import original_size
 from official_dataseg.evaluation import panoptic_metrics
 from official_dataseg.evaluation import postprocessing
 from official_dataseg.evaluation import semantic_metrics
+from official_dataseg.ops import mask_bits
 
 PREDICTED_MASK_LOGITS = 'predicted_mask_logits'    # float32 [B, N, h, w]
 PREDICTED_CLASS_LOGITS = 'predicted_class_logits'  # float32 [B, N, C + 1]
@@ -107,7 +108,8 @@ class DatasetEvaluator:
           score_threshold=0.0, min_area=self.config.min_segment_area)
       result = {k: v[0].numpy() for k, v in result.items()}
       keep = result['valid']
-      gt_masks = image[common.EVAL_INSTANCE_MASKS][valid][:, :height, :width]
+      gt_masks = mask_bits.unpack_masks(
+          image[common.EVAL_INSTANCE_MASK_BITS][:, :height, :width], len(valid))[valid]
       self.metric.update(
           gt_masks, gt_classes[valid], image[common.EVAL_IS_CROWD][valid],
           image[common.EVAL_IS_IGNORED][valid], result['masks'][keep],

@@ -15,6 +15,13 @@ returned loss of one replica is therefore 1/R-th of the global-batch loss
 optimizer's all-reduce does) gives the gradient of the global-batch loss. A
 Task must NOT divide it by num_replicas_in_sync again; for logging the global
 value, multiply by num_replicas_in_sync.
+
+The computation is split in two so that a multi-dataset Task can select the
+batch's criterion with `tf.switch_case` and still normalise across replicas
+(an all-reduce under MirroredStrategy is a merge_call, which cannot run inside
+a `switch_case` branch): `DataSegLoss.local_sums` (no cross-replica
+communication, same structure for every criterion), then `normalise_sums`
+(one all-reduce). `DataSegLoss.__call__` is the two in sequence.
 """
 from typing import Dict, Mapping, Optional, Sequence
 
@@ -35,12 +42,47 @@ LOSS_TOTAL = 'total'
 NUM_MATCHED = 'num_matched'
 
 
+MASK_LOSSES = (LOSS_FOCAL, LOSS_DICE, LOSS_PROJECTION)
+LOSS_TERMS = (LOSS_CE,) + MASK_LOSSES
+# Keys of `DataSegLoss.local_sums`, besides the MASK_LOSSES numerators.
+CE_SUMS = 'ce_sums'
+CE_WEIGHT_SUMS = 'ce_weight_sums'
+NUM_MASKS = 'num_masks'
+
+
 def _global_sum(values: tf.Tensor) -> tf.Tensor:
   """Sums a float32 [K] vector over replicas (identity outside a replica)."""
   replica_context = tf.distribute.get_replica_context()
   if replica_context is None or replica_context.num_replicas_in_sync == 1:
     return values
   return replica_context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+
+
+def normalise_sums(sums: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """Divides this replica's loss numerators by their counts over all replicas.
+
+  Must run in a replica context outside any `tf.switch_case`/`tf.cond` branch
+  when the strategy's all-reduce is a merge_call (Mirrored, MultiWorker).
+
+  Args:
+    sums: `DataSegLoss.local_sums` of this replica.
+
+  Returns:
+    Scalars float32: 'ce', 'focal', 'dice', 'projection' (lambda-weighted,
+    summed over layers), 'total' (their sum) and 'num_matched' (matched pairs
+    on this replica, for logging).
+  """
+  # One all-reduce for every normaliser: [num GT masks, CE weight per layer].
+  global_counts = _global_sum(tf.concat(
+      [sums[NUM_MASKS][tf.newaxis], sums[CE_WEIGHT_SUMS]], axis=0))
+  num_masks = tf.maximum(global_counts[0], 1.0)
+  losses = {LOSS_CE: tf.reduce_sum(
+      tf.math.divide_no_nan(sums[CE_SUMS], global_counts[1:]))}
+  for loss_name in MASK_LOSSES:
+    losses[loss_name] = sums[loss_name] / num_masks
+  losses[LOSS_TOTAL] = tf.add_n([losses[n] for n in LOSS_TERMS])
+  losses[NUM_MATCHED] = sums[NUM_MATCHED]
+  return losses
 
 
 class DataSegLoss(tf.Module):
@@ -208,7 +250,7 @@ class DataSegLoss(tf.Module):
 
   def __call__(self, mask_logits: tf.Tensor, class_logits: tf.Tensor,
                labels: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Matches the last layer, then scores every layer.
+    """Matches the last layer, scores every layer, normalises over replicas.
 
     Args:
       mask_logits: float [L, B, N, h, w] (any float dtype; cast to float32).
@@ -217,9 +259,24 @@ class DataSegLoss(tf.Module):
         [B, M], GT_VALID float32 [B, M], IGNORE_MASK uint8 [B, h, w].
 
     Returns:
-      Scalars float32: 'ce', 'focal', 'dice', 'projection' (lambda-weighted,
-      summed over layers), 'total' (their sum) and 'num_matched' (matched
-      pairs on this replica, for logging).
+      As `normalise_sums`.
+    """
+    return normalise_sums(self.local_sums(mask_logits, class_logits, labels))
+
+  def local_sums(self, mask_logits: tf.Tensor, class_logits: tf.Tensor,
+                 labels: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """This replica's lambda-weighted loss numerators and their counts.
+
+    No cross-replica communication, and the same structure for every
+    criterion with the same number of layers L (so `tf.switch_case` can pick
+    one).
+
+    Args: as __call__.
+
+    Returns:
+      float32: 'ce_sums' [L] (weighted CE per layer), 'ce_weight_sums' [L]
+      (their CE weights), 'focal', 'dice', 'projection' (scalar sums over
+      matched pairs and layers), 'num_masks' (valid GT) and 'num_matched'.
     """
     self._validate(mask_logits, class_logits, labels)
     num_layers = mask_logits.shape[0]
@@ -277,24 +334,14 @@ class DataSegLoss(tf.Module):
       mask_terms[LOSS_PROJECTION] = weights.projection * mask_losses.projection(
           pred_masks, gt_masks, pair_pixel_valid)
 
-    # One all-reduce for every normaliser: [num GT masks, CE weight per layer].
-    global_counts = _global_sum(tf.concat(
-        [tf.reduce_sum(tf.cast(gt_valid, tf.float32))[tf.newaxis],
-         tf.reduce_sum(ce_weights, axis=[1, 2])], axis=0))
-    num_masks = tf.maximum(global_counts[0], 1.0)
-    ce_weight_sums = global_counts[1:]
-
-    losses = {
-        LOSS_CE: weights.ce * tf.reduce_sum(
-            tf.math.divide_no_nan(ce_sums, ce_weight_sums)),
+    sums = {
+        CE_SUMS: weights.ce * ce_sums,
+        CE_WEIGHT_SUMS: tf.reduce_sum(ce_weights, axis=[1, 2]),
+        NUM_MASKS: tf.reduce_sum(tf.cast(gt_valid, tf.float32)),
+        NUM_MATCHED: tf.reduce_sum(tf.cast(match.gt_matched, tf.float32)),
     }
-    for loss_name in (LOSS_FOCAL, LOSS_DICE, LOSS_PROJECTION):
-      if loss_name in mask_terms:
-        losses[loss_name] = tf.reduce_sum(
-            mask_terms[loss_name] * pair_active) / num_masks
-      else:
-        losses[loss_name] = tf.constant(0.0, tf.float32)
-    losses[LOSS_TOTAL] = tf.add_n(
-        [losses[n] for n in (LOSS_CE, LOSS_FOCAL, LOSS_DICE, LOSS_PROJECTION)])
-    losses[NUM_MATCHED] = tf.reduce_sum(tf.cast(match.gt_matched, tf.float32))
-    return losses
+    for loss_name in MASK_LOSSES:
+      sums[loss_name] = (tf.reduce_sum(mask_terms[loss_name] * pair_active)
+                         if loss_name in mask_terms
+                         else tf.constant(0.0, tf.float32))
+    return sums

@@ -25,15 +25,7 @@ from official_dataseg.tasks import learning_rate as lr_lib
 from official_dataseg.tasks import summary_images
 from official_dataseg.tasks import vocabulary_tables
 
-LOSS_TERMS = ('ce', 'focal', 'dice', 'projection')
-
-
-def _all_reduce_needs_merge_call() -> bool:
-  """True under a multi-replica strategy whose all-reduce is a merge_call (not TPU)."""
-  replica_context = tf.distribute.get_replica_context()
-  if replica_context is None or replica_context.num_replicas_in_sync == 1:
-    return False
-  return not isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
+LOSS_TERMS = criterion_lib.LOSS_TERMS
 
 
 def _replicas(value) -> List[np.ndarray]:
@@ -175,24 +167,14 @@ class DataSegTask(base_task.Task):
     mask_logits = model_outputs[common.MASK_LOGITS]
     class_logits = model_outputs[common.CLASS_LOGITS]
     if len(self._criteria) == 1:
-      losses = self._criteria[0](mask_logits, class_logits, labels)
-    elif _all_reduce_needs_merge_call():
-      # Mirrored / MultiWorkerMirrored: the criterion's cross-replica normaliser (an all-reduce,
-      # i.e. a merge_call) cannot run inside `tf.switch_case`. Every dataset's loss is computed
-      # and the batch's is selected; the others get no gradient. Labels are clipped to each
-      # criterion's vocabulary (a no-op for the batch's own dataset).
-      all_losses = []
-      for criterion in self._criteria:
-        clipped = dict(labels)
-        clipped[common.GT_CLASSES] = tf.minimum(labels[common.GT_CLASSES],
-                                                criterion._num_classes - 1)  # pylint: disable=protected-access
-        all_losses.append(criterion(mask_logits, class_logits, clipped))
-      losses = {key: tf.gather(tf.stack([l[key] for l in all_losses]), dataset_id)
-                for key in LOSS_TERMS + ('total',)}
+      sums = self._criteria[0].local_sums(mask_logits, class_logits, labels)
     else:
-      losses = tf.switch_case(dataset_id, [
-          (lambda c=criterion: c(mask_logits, class_logits, labels))
+      # Only the batch's criterion runs. Its cross-replica normaliser (an all-reduce, which is a
+      # merge_call under Mirrored strategies) runs after the switch, on whichever branch ran.
+      sums = tf.switch_case(dataset_id, [
+          (lambda c=criterion: c.local_sums(mask_logits, class_logits, labels))
           for criterion in self._criteria])
+    losses = criterion_lib.normalise_sums(sums)
     losses = {key: losses[key] for key in LOSS_TERMS + ('total',)}
     if aux_losses:
       losses['total'] += tf.add_n(aux_losses)

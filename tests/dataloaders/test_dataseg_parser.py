@@ -160,9 +160,11 @@ def test_eval_groundtruth_padded_and_instance_masks():
   expected_segmentation[2:6, 2:6] = 2  # object 2 (index 2) beyond M = 2
   np.testing.assert_array_equal(out[common.EVAL_SEGMENTATION],
                                 expected_segmentation)
-  np.testing.assert_array_equal(out[common.EVAL_INSTANCE_MASKS][:, :6, :8],
-                                masks[:2])
-  assert out[common.EVAL_INSTANCE_MASKS].shape == (2, 8, 10)
+  # Bit planes: object k is bit k % 8 of plane k // 8 (M = 2 -> one plane).
+  bits = out[common.EVAL_INSTANCE_MASK_BITS]
+  assert bits.shape == (1, 8, 10) and bits.dtype == np.uint8
+  np.testing.assert_array_equal(bits[0, :6, :8], masks[0] + 2 * masks[1])
+  assert not bits[:, 6:].any() and not bits[:, :, 8:].any()
   np.testing.assert_array_equal(out[common.EVAL_CLASSES], [3, 4])
   np.testing.assert_array_equal(out[common.EVAL_IS_CROWD], [0, 1])
   np.testing.assert_array_equal(out[common.EVAL_VALID], [1, 1])

@@ -20,7 +20,7 @@ from official_dataseg.text import embeddings as embeddings_lib
 from tfrecords_tools import synthetic_suite
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_STEPS = 300
+TRAIN_STEPS = 600
 
 
 def _run(args, cwd):
@@ -56,7 +56,7 @@ def test_shuffled_vocabulary_scores_clearly_lower(tmp_path):
   synthetic_suite.convert_all(raw, str(tmp_path / 'demo_output' / 'tfrecords'))
   model_dir = tmp_path / 'model'
   _run(['--experiment=dataseg_demo', '--mode=train', f'--model_dir={model_dir}',
-        f'--params_override=trainer.train_steps={TRAIN_STEPS},trainer.checkpoint_interval=300'],
+        f'--params_override=trainer.train_steps={TRAIN_STEPS},trainer.checkpoint_interval={TRAIN_STEPS}'],
        cwd=tmp_path)
 
   names, vectors = embeddings_lib.load_class_embeddings('synthetic_voc')
@@ -72,6 +72,9 @@ def test_shuffled_vocabulary_scores_clearly_lower(tmp_path):
   shuffled_miou = _voc_miou(tmp_path, model_dir, str(shuffled))
   print(f'VOC-like transfer mIoU after {TRAIN_STEPS} steps: own vocabulary {own_miou:.2f}, '
         f'shuffled vocabulary {shuffled_miou:.2f}')
-  # Measured on 2 CPU cores: own 69.6, shuffled 1.0 mIoU; the bounds leave a wide margin.
+  # Measured on 2 CPU cores. After 300 steps the result depended too much on the random
+  # initialisation: own 69.6, 61.5, 57.5, 42.2 and, in one CI run, 36.9 (shuffled 0.2-3.4).
+  # After 600 steps, own 87.0 and 89.3 here, 79.7 and 93.9 in two demo runs; shuffled 0.0-0.3.
+  # The bounds sit about 40 points under the lowest of those.
   assert own_miou > 40.0
-  assert shuffled_miou < 0.5 * own_miou
+  assert shuffled_miou < 0.25 * own_miou
