@@ -276,7 +276,7 @@ class DataSegParser(parser.Parser):
       masks = decoded.get(common.DECODED_INSTANCE_MASKS)
       if masks is None:
         masks = tf.zeros([num_objects, image_size[0], image_size[1]], tf.uint8)
-      masks = tf.cast(masks[:max_instances], tf.uint8)
+      masks = masks[:max_instances]
       # The last object covering a pixel owns it: the first 1 along the reversed object axis; a
       # row of ones after the objects stands for "none" (index num_kept). argmax on uint8 keeps
       # the transient at the masks' own size.

@@ -25,7 +25,8 @@ from official_dataseg.tasks import learning_rate as lr_lib
 from official_dataseg.tasks import summary_images
 from official_dataseg.tasks import vocabulary_tables
 
-LOSS_TERMS = criterion_lib.LOSS_TERMS
+# Loss terms logged per dataset and returned by `build_losses`.
+LOGGED_LOSSES = criterion_lib.LOSS_TERMS + (criterion_lib.LOSS_TOTAL,)
 
 
 def _replicas(value) -> List[np.ndarray]:
@@ -148,7 +149,7 @@ class DataSegTask(base_task.Task):
     metrics = [tf_keras.metrics.Mean('skipped_nonfinite_steps', dtype=tf.float32),
                tf_keras.metrics.Mean('gradient_norm', dtype=tf.float32)]
     for dataset in self.task_config.train_data.datasets:
-      for term in LOSS_TERMS + ('total',):
+      for term in LOGGED_LOSSES:
         metrics.append(tf_keras.metrics.Mean(f'{dataset.name}/loss_{term}', dtype=tf.float32))
     return metrics
 
@@ -175,7 +176,7 @@ class DataSegTask(base_task.Task):
           (lambda c=criterion: c.local_sums(mask_logits, class_logits, labels))
           for criterion in self._criteria])
     losses = criterion_lib.normalise_sums(sums)
-    losses = {key: losses[key] for key in LOSS_TERMS + ('total',)}
+    losses = {key: losses[key] for key in LOGGED_LOSSES}
     if aux_losses:
       losses['total'] += tf.add_n(aux_losses)
     return losses
@@ -228,7 +229,7 @@ class DataSegTask(base_task.Task):
                                             sample_weight=tf.cast(finite, tf.float32))
       for index, dataset in enumerate(self.task_config.train_data.datasets):
         weight = tf.cast(tf.equal(dataset_id, index), tf.float32)
-        for term in LOSS_TERMS + ('total',):
+        for term in LOGGED_LOSSES:
           value = tf.where(finite, losses[term], 0.0)
           by_name[f'{dataset.name}/loss_{term}'].update_state(value, sample_weight=weight)
     return logs
