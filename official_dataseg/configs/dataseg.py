@@ -44,6 +44,11 @@ class DataSegTask(cfg.TaskConfig):
     jit_compile_train_step: compile the whole train step (forward, matching, losses, backward,
       update) with XLA (`jit_compile=True`), on any device. TPUs compile it anyway; Model
       Garden's `runtime.enable_xla` only acts on GPUs.
+    gather_matched_pairs: compute the mask losses only on the supervised (layer, image, GT)
+      pairs, gathered into a dynamic batch, instead of on every padded GT slot (the same values;
+      several times less loss work when most of the `max_instances` slots are padding). Dynamic
+      shapes do not compile for TPU: the static form is used on TPU and with
+      `jit_compile_train_step` whatever this says.
     checkpoint_train_iterator: save the training input iterator (shuffle buffers, file positions,
       the dataset-choice stream) in every checkpoint, so a restarted run resumes at the same
       data position. Costs checkpoint space of the order of the shuffle and prefetch buffers.
@@ -59,6 +64,7 @@ class DataSegTask(cfg.TaskConfig):
   init_checkpoint_modules: str = 'backbone'
   max_consecutive_nonfinite_steps: int = 20
   jit_compile_train_step: bool = False
+  gather_matched_pairs: bool = True
   checkpoint_train_iterator: bool = True
   num_summary_images: int = 2
 

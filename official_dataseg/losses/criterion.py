@@ -99,6 +99,7 @@ class DataSegLoss(tf.Module):
                soft_merge: bool = False,
                class_cost_type: str = class_losses.CLASS_COST_CROSS_ENTROPY,
                probability_clip: float = merge.DEFAULT_PROBABILITY_CLIP,
+               gather_matched_pairs: bool = False,
                name: Optional[str] = None):
     """Initialises the criterion.
 
@@ -115,6 +116,12 @@ class DataSegLoss(tf.Module):
       class_cost_type: class_losses.CLASS_COST_TYPES: '-log p' (default) or
         Mask2Former's '-p' as the class matching cost.
       probability_clip: eps before the logs of merged probabilities.
+      gather_matched_pairs: compute the mask losses only on the supervised
+        (layer, image, GT) pairs, gathered into a dynamic [K, h, w] batch.
+        Same values as the static [L, B, M, h, w] form (which scores every GT
+        slot, padding included, and zeroes the inactive ones), several times
+        faster when most slots are padding; not for XLA / TPU, which need
+        static shapes.
       name: tf.Module name.
     """
     super().__init__(name=name)
@@ -142,6 +149,7 @@ class DataSegLoss(tf.Module):
     self._soft_merge = soft_merge
     self._class_cost_type = class_cost_type
     self._probability_clip = probability_clip
+    self._gather_matched_pairs = gather_matched_pairs
 
   # -------------------------------------------------------------------------
   def build_entries(self, mask_logits: tf.Tensor,
@@ -313,35 +321,77 @@ class DataSegLoss(tf.Module):
     # Mask losses in GT order: the entry matched to each GT, at each layer.
     layer_gt_to_entry = tf.broadcast_to(
         match.gt_to_entry, [num_layers] + match.gt_to_entry.shape.as_list())
-    pair_active = tf.cast(
-        match.gt_matched[tf.newaxis]
-        & tf.gather(entry_active, layer_gt_to_entry, axis=2, batch_dims=2),
-        tf.float32)                                              # [L, B, M]
-    pred_masks = tf.gather(entries.mask_logits, layer_gt_to_entry, axis=2,
-                           batch_dims=2)                     # [L, B, M, h, w]
-    pair_pixel_valid = pixel_valid[:, tf.newaxis]                # [B, 1, h, w]
-
-    weights = self._weights
-    mask_terms = {}
-    if weights.focal:
-      mask_terms[LOSS_FOCAL] = weights.focal * mask_losses.sigmoid_focal(
-          pred_masks, gt_masks, pair_pixel_valid, self._focal_alpha,
-          self._focal_gamma)
-    if weights.dice:
-      mask_terms[LOSS_DICE] = weights.dice * mask_losses.mask_dice(
-          pred_masks, gt_masks, pair_pixel_valid)
-    if weights.projection:
-      mask_terms[LOSS_PROJECTION] = weights.projection * mask_losses.projection(
-          pred_masks, gt_masks, pair_pixel_valid)
+    pair_active = (match.gt_matched[tf.newaxis]
+                   & tf.gather(entry_active, layer_gt_to_entry, axis=2,
+                               batch_dims=2))                    # [L, B, M]
+    if self._gather_matched_pairs:
+      mask_terms = self._mask_loss_sums_of_active_pairs(
+          entries.mask_logits, layer_gt_to_entry, pair_active, gt_masks,
+          pixel_valid)
+    else:
+      mask_terms = self._mask_loss_sums_of_all_slots(
+          entries.mask_logits, layer_gt_to_entry, pair_active, gt_masks,
+          pixel_valid)
 
     sums = {
-        CE_SUMS: weights.ce * ce_sums,
+        CE_SUMS: self._weights.ce * ce_sums,
         CE_WEIGHT_SUMS: tf.reduce_sum(ce_weights, axis=[1, 2]),
         NUM_MASKS: tf.reduce_sum(tf.cast(gt_valid, tf.float32)),
         NUM_MATCHED: tf.reduce_sum(tf.cast(match.gt_matched, tf.float32)),
     }
     for loss_name in MASK_LOSSES:
-      sums[loss_name] = (tf.reduce_sum(mask_terms[loss_name] * pair_active)
-                         if loss_name in mask_terms
-                         else tf.constant(0.0, tf.float32))
+      sums[loss_name] = mask_terms.get(loss_name, tf.constant(0.0, tf.float32))
     return sums
+
+  def _mask_terms(self, pred_masks: tf.Tensor, gt_masks: tf.Tensor,
+                  pixel_valid: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """lambda-weighted mask losses of aligned [..., h, w] masks -> [...]."""
+    weights = self._weights
+    mask_terms = {}
+    if weights.focal:
+      mask_terms[LOSS_FOCAL] = weights.focal * mask_losses.sigmoid_focal(
+          pred_masks, gt_masks, pixel_valid, self._focal_alpha,
+          self._focal_gamma)
+    if weights.dice:
+      mask_terms[LOSS_DICE] = weights.dice * mask_losses.mask_dice(
+          pred_masks, gt_masks, pixel_valid)
+    if weights.projection:
+      mask_terms[LOSS_PROJECTION] = weights.projection * mask_losses.projection(
+          pred_masks, gt_masks, pixel_valid)
+    return mask_terms
+
+  def _mask_loss_sums_of_all_slots(self, mask_logits, layer_gt_to_entry,
+                                   pair_active, gt_masks, pixel_valid):
+    """Static shapes: scores all [L, B, M] slots, sums the active ones.
+
+    Args:
+      mask_logits: float32 [L, B, P, h, w] entries.
+      layer_gt_to_entry: int32 [L, B, M] entry of each GT slot.
+      pair_active: bool [L, B, M] supervised (layer, image, GT) pairs.
+      gt_masks: float32 [B, M, h, w].
+      pixel_valid: float32 [B, h, w].
+
+    Returns:
+      {mask loss name: float32 [] sum over active pairs}.
+    """
+    pred_masks = tf.gather(mask_logits, layer_gt_to_entry, axis=2,
+                           batch_dims=2)                     # [L, B, M, h, w]
+    terms = self._mask_terms(pred_masks, gt_masks, pixel_valid[:, tf.newaxis])
+    active = tf.cast(pair_active, tf.float32)
+    return {name: tf.reduce_sum(term * active) for name, term in terms.items()}
+
+  def _mask_loss_sums_of_active_pairs(self, mask_logits, layer_gt_to_entry,
+                                      pair_active, gt_masks, pixel_valid):
+    """Dynamic shapes: gathers the K active pairs, scores only them.
+
+    Args and returns: as `_mask_loss_sums_of_all_slots`.
+    """
+    pair_indices = tf.cast(tf.where(pair_active), tf.int32)  # [K, 3]: l, b, m
+    layer_image = pair_indices[:, :2]
+    image_gt = pair_indices[:, 1:]
+    entry = tf.gather_nd(layer_gt_to_entry, pair_indices)          # [K]
+    pred_masks = tf.gather_nd(
+        mask_logits, tf.concat([layer_image, entry[:, tf.newaxis]], axis=1))
+    terms = self._mask_terms(pred_masks, tf.gather_nd(gt_masks, image_gt),
+                             tf.gather(pixel_valid, pair_indices[:, 1]))
+    return {name: tf.reduce_sum(term) for name, term in terms.items()}

@@ -22,7 +22,13 @@ _DICE_SMOOTH = 1.0
 def _flatten_pixels(masks: tf.Tensor) -> tf.Tensor:
   """[..., h, w] -> [..., h * w]."""
   shape = masks.shape
-  return tf.reshape(masks, shape[:-2].as_list() + [shape[-2] * shape[-1]])
+  leading = shape[:-2].as_list()
+  if leading.count(None) > 1:
+    leading = tf.shape(masks)[:-2]
+    return tf.reshape(masks, tf.concat([leading, [shape[-2] * shape[-1]]], 0))
+  # One unknown leading axis (gathered pairs: [K, h, w]) is inferred by -1.
+  return tf.reshape(masks, [-1 if d is None else d for d in leading]
+                    + [shape[-2] * shape[-1]])
 
 
 def _num_valid_pixels(pixel_valid: tf.Tensor) -> tf.Tensor:

@@ -68,7 +68,8 @@ class DataSegTask(base_task.Task):
             task_type=dataset.task_type,
             num_classes=vocabulary.num_classes,
             is_thing=vocabulary.is_thing,
-            weights=dataset.loss)
+            weights=dataset.loss,
+            gather_matched_pairs=self._losses_may_use_dynamic_shapes())
         for dataset, vocabulary in zip(params.train_data.datasets,
                                        self._train_vocabularies.vocabularies)]
     self._learning_rate_multipliers = tf.constant(
@@ -81,6 +82,13 @@ class DataSegTask(base_task.Task):
         0, trainable=False, dtype=tf.int64, name='consecutive_nonfinite_steps',
         synchronization=tf.VariableSynchronization.ON_WRITE,
         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+  def _losses_may_use_dynamic_shapes(self) -> bool:
+    """False where the train step is compiled by XLA (TPU, `jit_compile_train_step`)."""
+    on_tpu = isinstance(tf.distribute.get_strategy(),
+                        (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
+    return (self.task_config.gather_matched_pairs and not on_tpu
+            and not self.task_config.jit_compile_train_step)
 
   # -------------------------------------------------------------------------
   # Model and optimizer.

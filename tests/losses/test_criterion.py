@@ -156,18 +156,22 @@ def _inputs(seed, num_layers=2, batch=2, queries=7, height=8, width=10,
   return mask_logits, class_logits.astype(np.float32), labels
 
 
-def _run(task, mask_logits, class_logits, labels, weights=ALL_TERMS):
-  loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, weights)
+def _run(task, mask_logits, class_logits, labels, weights=ALL_TERMS,
+         gather_matched_pairs=False):
+  loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, weights,
+                               gather_matched_pairs=gather_matched_pairs)
   out = loss(tf.constant(mask_logits), tf.constant(class_logits),
              {k: tf.constant(v) for k, v in labels.items()})
   return {k: float(v) for k, v in out.items()}
 
 
+@pytest.mark.parametrize('gather_matched_pairs', [False, True])
 @pytest.mark.parametrize('task', common.TASK_TYPES)
-def test_matches_numpy_reference(task):
+def test_matches_numpy_reference(task, gather_matched_pairs):
   for seed in range(2):
     mask_logits, class_logits, labels = _inputs(seed)
-    got = _run(task, mask_logits, class_logits, labels)
+    got = _run(task, mask_logits, class_logits, labels,
+               gather_matched_pairs=gather_matched_pairs)
     expected = _np_reference(mask_logits, class_logits, labels, task,
                              ALL_TERMS)
     for name, value in expected.items():
@@ -206,9 +210,38 @@ def test_permuting_queries_and_gt_and_padding_change_nothing(task):
 
 
 @pytest.mark.parametrize('task', common.TASK_TYPES)
-def test_no_gt_gives_finite_loss_and_gradients(task):
+def test_gathered_pairs_give_the_static_form_losses_and_gradients(task):
+  """The dynamic [K, h, w] mask losses equal the static [L, B, M, h, w] ones."""
+  mask_logits, class_logits, labels = _inputs(6, num_layers=3, queries=9,
+                                              max_gt=8, num_valid=(5, 1))
+  labels = {k: tf.constant(v) for k, v in labels.items()}
+  results = []
+  for gather in (False, True):
+    loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, ALL_TERMS,
+                                 gather_matched_pairs=gather)
+    mask_var = tf.Variable(mask_logits)
+    class_var = tf.Variable(class_logits)
+    with tf.GradientTape() as tape:
+      out = loss(mask_var, class_var, labels)
+    results.append((out, tape.gradient(out['total'], [mask_var, class_var])))
+  (static, static_grads), (gathered, gathered_grads) = results
+  assert float(static['num_matched']) >= 3.0
+  assert float(gathered['num_matched']) == float(static['num_matched'])
+  for name in ('ce', 'focal', 'dice', 'projection', 'total'):
+    np.testing.assert_allclose(gathered[name], static[name], rtol=1e-6,
+                               atol=1e-7, err_msg=name)
+  for static_grad, gathered_grad in zip(static_grads, gathered_grads):
+    assert np.abs(static_grad.numpy()).max() > 0.0
+    np.testing.assert_allclose(gathered_grad.numpy(), static_grad.numpy(),
+                               rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize('gather_matched_pairs', [False, True])
+@pytest.mark.parametrize('task', common.TASK_TYPES)
+def test_no_gt_gives_finite_loss_and_gradients(task, gather_matched_pairs):
   mask_logits, class_logits, labels = _inputs(4, num_valid=(0, 2))
-  loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, ALL_TERMS)
+  loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, ALL_TERMS,
+                               gather_matched_pairs=gather_matched_pairs)
   for valid in (labels[common.GT_VALID],
                 np.zeros_like(labels[common.GT_VALID])):
     labels[common.GT_VALID] = valid
