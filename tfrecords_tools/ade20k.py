@@ -53,8 +53,11 @@ def list_image_label_pairs(images_dir: str, labels_dir: str,
 
 def convert_semantic(tasks, vocabulary, ignore_values, output_prefix,
                      num_shards, num_workers, strict, show_progress,
-                     converter_name, source,
-                     label_offset: int = 0) -> Dict[str, Any]:
+                     converter_name, source, label_offset: int = 0,
+                     overwrite: bool = False,
+                     max_skip_fraction: float =
+                     tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION
+                     ) -> Dict[str, Any]:
   """Writes semantic tasks with `vocabulary` (shared by ADE / VOC / Context).
 
   A class's label value in the label files is its vocabulary id minus
@@ -72,14 +75,17 @@ def convert_semantic(tasks, vocabulary, ignore_values, output_prefix,
       converter_name=converter_name,
       vocabulary_metadata={'name': os.path.basename(output_prefix),
                            'task': 'semantic', 'source': source},
-      show_progress=show_progress)
+      show_progress=show_progress, overwrite=overwrite,
+      max_skip_fraction=max_skip_fraction)
 
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
             class_info: Optional[str] = None,
             vocabulary: Optional[str] = None, num_shards: int = 1,
             num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True) -> Dict[str, Any]:
+            show_progress: bool = True, overwrite: bool = False,
+            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION
+            ) -> Dict[str, Any]:
   """Converts one ADEChallengeData2016 split; returns the report dict.
 
   Args:
@@ -88,7 +94,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     output_prefix: output path prefix.
     class_info: objectInfo150.txt; default `<annotations>/../../`.
     vocabulary: optional vocabulary JSON overriding `class_info`.
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    num_shards, num_workers, strict, show_progress, overwrite,
+      max_skip_fraction: see tfrecord_writer.write_sharded.
   """
   if vocabulary:
     classes, source = vocabulary_lib.load_json(vocabulary), vocabulary
@@ -100,7 +107,9 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
   tasks = list_image_label_pairs(images_dir, annotations)
   return convert_semantic(tasks, classes, ADE_IGNORE_VALUES, output_prefix,
                           num_shards, num_workers, strict, show_progress,
-                          'ade20k', os.path.basename(source))
+                          'ade20k', os.path.basename(source),
+                          overwrite=overwrite,
+                          max_skip_fraction=max_skip_fraction)
 
 
 def build_parser():

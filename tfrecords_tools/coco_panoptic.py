@@ -170,6 +170,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
             panoptic_masks_dir: Optional[str] = None, num_shards: int = 1,
             num_workers: int = 0, strict: bool = False,
             semantic: bool = False, show_progress: bool = True,
+            overwrite: bool = False,
+            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION,
             converter_name: str = 'coco_panoptic',
             vocabulary_fn: VocabularyFn = vocabulary_from_categories,
             image_path_fn: ImagePathFn = image_path_from_file_name
@@ -181,7 +183,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     annotations: the panoptic JSON file.
     output_prefix: output path prefix (see tfrecord_writer).
     panoptic_masks_dir: folder of the PNGs; default `annotations` minus .json.
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    num_shards, num_workers, strict, show_progress, overwrite,
+      max_skip_fraction: see tfrecord_writer.write_sharded.
     semantic: merge segments by category (one object per class).
     converter_name: recorded in the report.
     vocabulary_fn: builds the vocabulary and the category id -> index map
@@ -225,7 +228,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
           'name': os.path.basename(output_prefix),
           'task': 'semantic' if semantic else 'panoptic',
           'source': os.path.basename(annotations)},
-      show_progress=show_progress)
+      show_progress=show_progress, overwrite=overwrite,
+      max_skip_fraction=max_skip_fraction)
 
 
 def build_parser(description: str = __doc__):

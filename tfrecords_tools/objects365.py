@@ -191,7 +191,8 @@ def process_image(config: _Config, task) -> ImageResult:
 def convert(images_dir: str, annotations: str, output_prefix: str,
             include_masks: bool = False, num_shards: int = 1,
             num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True,
+            show_progress: bool = True, overwrite: bool = False,
+            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION,
             converter_name: str = 'objects365') -> Dict[str, Any]:
   """Converts a COCO detection-format dataset; returns the report dict.
 
@@ -201,7 +202,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     output_prefix: output path prefix.
     include_masks: decode `segmentation` into per-object masks and write
       `is_ignored` (evaluation sets, COCO instance).
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    num_shards, num_workers, strict, show_progress, overwrite,
+      max_skip_fraction: see tfrecord_writer.write_sharded.
     converter_name: recorded in the report.
   """
   content = coco_json.load(annotations, ('images', 'annotations',
@@ -233,7 +235,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
       vocabulary_metadata={'name': os.path.basename(output_prefix),
                            'task': 'instance',
                            'source': os.path.basename(annotations)},
-      show_progress=show_progress)
+      show_progress=show_progress, overwrite=overwrite,
+      max_skip_fraction=max_skip_fraction)
 
 
 def build_parser(description: str = __doc__):

@@ -312,8 +312,9 @@ def convert_all(raw_paths: Dict[str, Dict[str, Dict[str, str]]],
     prefixes[dataset] = {}
     for split, kwargs in splits.items():
       prefix = os.path.join(tfrecord_dir, f'synthetic_{dataset}_{split}')
+      # The suite is regenerated as a whole: its own earlier outputs go.
       common_kwargs = dict(output_prefix=prefix, num_shards=num_shards,
-                           num_workers=num_workers, strict=True,
+                           num_workers=num_workers, strict=True, overwrite=True,
                            show_progress=show_progress, **kwargs)
       if dataset == 'ade':
         ade20k.convert(**common_kwargs)

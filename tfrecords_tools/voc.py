@@ -44,7 +44,9 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
             split: str = 'val', image_set: Optional[str] = None,
             vocabulary: Optional[str] = None, num_shards: int = 1,
             num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True) -> Dict[str, Any]:
+            show_progress: bool = True, overwrite: bool = False,
+            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION
+            ) -> Dict[str, Any]:
   """Converts one VOC segmentation split; returns the report dict.
 
   Args:
@@ -54,7 +56,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     split: name of the ImageSets/Segmentation list (train / val / trainval).
     image_set: explicit list file, overriding `split`.
     vocabulary: optional vocabulary JSON (ids = label values).
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    num_shards, num_workers, strict, show_progress, overwrite,
+      max_skip_fraction: see tfrecord_writer.write_sharded.
   """
   if image_set is None:
     image_set = os.path.join(os.path.dirname(os.path.normpath(annotations)),
@@ -71,7 +74,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
   return ade20k.convert_semantic(tasks, classes, VOC_IGNORE_VALUES,
                                  output_prefix, num_shards, num_workers,
                                  strict, show_progress, 'voc',
-                                 os.path.basename(source))
+                                 os.path.basename(source), overwrite=overwrite,
+                                 max_skip_fraction=max_skip_fraction)
 
 
 def build_parser():
