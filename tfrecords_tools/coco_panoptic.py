@@ -15,7 +15,8 @@ Documented repairs / drops (counted in the report, errors under --strict):
   unknown_category_id       a segment whose category is not in "categories"
                             -> dropped, its pixels void.
 Skipped images: missing_image, unreadable_image, missing_panoptic_png,
-unreadable_panoptic_png, size_mismatch.
+unreadable_panoptic_png, size_mismatch, no_annotation_entry (an image of
+"images" that no "annotations" entry names).
 """
 
 import dataclasses
@@ -138,8 +139,13 @@ def _panoptic_objects(config: _Config, segment_ids: np.ndarray,
 
 
 def process_image(config: _Config, task) -> ImageResult:
-  """Converts one (image record, annotation record) pair."""
+  """Converts one (image record, annotation record or None) pair."""
   image_record, annotation = task
+  if annotation is None:
+    raise SkipImage('no_annotation_entry',
+                    f'{config.annotations}: images[id={image_record["id"]}] '
+                    f'({image_record["file_name"]}) has no entry in '
+                    '"annotations" (no panoptic PNG names it)')
   where = f'annotations[image_id={image_record["id"]}]'
   image_path, file_name = config.image_path_fn(config.images_dir,
                                                image_record)
@@ -214,6 +220,9 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
           f'{annotations}: annotations[{position}].image_id {image_id} is not '
           'in "images"')
     tasks.append((images_by_id[image_id], annotation))
+  # Listed images without an annotation entry are counted as skipped.
+  tasks.extend((record, None) for image_id, record in images_by_id.items()
+               if image_id not in seen)
   tasks.sort(key=lambda task: coco_json.sort_key(task[0]['id']))
   if panoptic_masks_dir is None:
     panoptic_masks_dir = os.path.splitext(annotations)[0]

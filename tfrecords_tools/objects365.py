@@ -19,9 +19,11 @@ download unpacks to `train/patch8/x.jpg`), then by its base name.
 
 Documented drops (counted; errors under --strict): unknown_category_id,
 malformed_bbox, non_positive_box, box_outside_image,
-unreadable_segmentation. Repairs: box_clipped (a box crossing the image edge
-by more than 1 pixel is clipped; smaller overshoots are rounding and clipped
-silently). Images without annotations are written with zero objects.
+unreadable_segmentation (also: no valid polygon). Repairs: box_clipped (a
+box crossing the image edge by more than 1 pixel is clipped; smaller
+overshoots are rounding and clipped silently), invalid_polygon (a polygon
+with fewer than 3 points or an odd number of coordinates is left out of the
+mask; the object's other polygons are kept). Images without annotations are written with zero objects.
 """
 
 import collections
@@ -29,7 +31,7 @@ import dataclasses
 import functools
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_api
@@ -67,17 +69,48 @@ def resolve_image_path(images_dir: str, file_name: str) -> str:
   return candidates[0]
 
 
+def split_polygons(polygons) -> Tuple[List[List[float]], List[str]]:
+  """Valid COCO polygons and a description of each invalid one.
+
+  A valid polygon is a flat list of an even number (>= 6: three points) of
+  finite numbers. pycocotools reads a first polygon of exactly 4 numbers as a
+  box list and fails on shorter ones, so invalid polygons never reach it.
+
+  Returns:
+    (valid polygons as float lists, ['polygon i: why', ...]).
+  """
+  valid, invalid = [], []
+  for position, polygon in enumerate(polygons):
+    try:
+      coordinates = np.asarray(polygon, np.float64)
+    except (TypeError, ValueError):
+      invalid.append(f'polygon {position}: not a list of numbers')
+      continue
+    if coordinates.ndim != 1 or coordinates.size % 2:
+      invalid.append(f'polygon {position}: {coordinates.size} numbers, expected '
+                     'an even count (x, y pairs)')
+    elif coordinates.size < 6:
+      invalid.append(f'polygon {position}: {coordinates.size // 2} points, '
+                     'expected at least 3')
+    elif not np.all(np.isfinite(coordinates)):
+      invalid.append(f'polygon {position}: non-finite coordinates')
+    else:
+      valid.append(coordinates.tolist())
+  return valid, invalid
+
+
 def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
-  """COCO polygons / RLE (either form) -> uint8 [H, W] 0/1 mask.
+  """COCO polygons (valid ones, see `split_polygons`) / RLE -> uint8 [H, W] 0/1.
 
   Raises:
-    ValueError: malformed input or an RLE whose size differs from the image.
+    ValueError: no valid polygon, malformed input, or an RLE whose size
+      differs from the image.
   """
   if isinstance(segmentation, list):
-    rles = mask_api.frPyObjects(
-        [np.asarray(p, np.float64).tolist() for p in segmentation],
-        height, width)
-    rle = mask_api.merge(rles)
+    polygons, invalid = split_polygons(segmentation)
+    if not polygons:
+      raise ValueError(f'no valid polygon ({"; ".join(invalid)})')
+    rle = mask_api.merge(mask_api.frPyObjects(polygons, height, width))
   elif isinstance(segmentation, dict):
     size = list(segmentation.get('size', []))
     if size != [height, width]:
@@ -147,6 +180,13 @@ def _attach_mask(config: _Config, record, annotation, where: str, height: int,
     return [Issue(_DROP, 'unreadable_segmentation',
                   f'{config.annotations}: {where}.segmentation cannot be '
                   f'decoded ({error}); dropped')]
+  if isinstance(segmentation, list):
+    invalid = split_polygons(segmentation)[1]
+    if invalid:
+      return [Issue(tfrecord_writer.ISSUE_REPAIR, 'invalid_polygon',
+                    f'{config.annotations}: {where}.segmentation: '
+                    f'{"; ".join(invalid)}; left out of the mask',
+                    count=len(invalid))]
   return []
 
 

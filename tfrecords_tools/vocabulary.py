@@ -8,6 +8,7 @@ category id (or label value).
 
 import json
 import os
+import re
 from typing import Any, Dict, List, Sequence
 
 from tfrecords_tools.tfrecord_writer import ConversionError
@@ -89,8 +90,12 @@ def load_json(path: str) -> List[Dict[str, Any]]:
 def load_ade_object_info(path: str) -> List[Dict[str, Any]]:
   """Parses ADEChallengeData2016's objectInfo150 table (tab separated).
 
-  Columns: Idx, Ratio, Train, Val, Name; Name holds ';'-separated synonyms
-  (the first is the class name). Idx is the label value in the PNGs.
+  Columns: Idx, Ratio, Train, Val, Name. Name lists WordNet synonyms
+  separated by ', ' (objectInfo150.txt, e.g. 'building, edifice') or ';'
+  (objectInfo150.csv); the entry's `name` is the terms joined by ', ' (as in
+  the built-in ade20k_semantic vocabulary, whichever separator the file
+  uses), `display_name` the first term and `synonyms` the others. Idx is the label value in the
+  PNGs.
   """
   if not os.path.isfile(path):
     raise ConversionError(f'{path}: ADE class table not found; pass '
@@ -112,7 +117,10 @@ def load_ade_object_info(path: str) -> List[Dict[str, Any]]:
   rows.sort()
   entries = []
   for index, (label_value, names) in enumerate(rows):
-    synonyms = [n.strip() for n in names.split(';') if n.strip()]
-    entries.append(make_entry(index, label_value, synonyms[0], False,
-                              synonyms[1:]))
+    terms = [t.strip() for t in re.split(r'[;,]', names) if t.strip()]
+    if not terms:
+      raise ConversionError(f'{path}: Idx {label_value} has an empty Name')
+    entries.append(make_entry(index, label_value, ', '.join(terms), False,
+                              terms[1:]))
+    entries[-1]['display_name'] = terms[0]
   return entries
