@@ -85,3 +85,22 @@ def test_bad_arguments(tmp_path):
   with pytest.raises(tfrecord_writer.ConversionError, match='num_shards'):
     tfrecord_writer.write_sharded(str(tmp_path / 't'), [1], _toy_process,
                                   _VOCABULARY, num_shards=0)
+
+
+_CHANGED_IN_PARENT = []
+
+
+def _parent_changes_seen(task):
+  return ImageResult(f'{task}:{len(_CHANGED_IN_PARENT)}'.encode(), [0], 1)
+
+
+def test_workers_start_fresh_not_forked(tmp_path):
+  # A forked worker copies the parent's memory, TensorFlow's running threads included (they can
+  # deadlock it); a spawned one starts a new interpreter and imports this module anew.
+  _CHANGED_IN_PARENT.append('after import')
+  try:
+    tfrecord_writer.write_sharded(str(tmp_path / 'toy'), [0, 1], _parent_changes_seen,
+                                  _VOCABULARY, num_workers=1, show_progress=False)
+  finally:
+    _CHANGED_IN_PARENT.clear()
+  assert _records(str(tmp_path / 'toy-00000-of-00001.tfrecord')) == ['0:0', '1:0']
