@@ -77,7 +77,7 @@ def main(_) -> None:
         model_dir=model_dir)
     runner.run()
   except record_set.RecordSetError as e:  # Raised while the inputs are built: before step 1.
-    console.fail(str(e))
+    console.fail(str(e).splitlines()[0])  # gin appends a line naming its configurable.
   train_utils.save_gin_config(FLAGS.mode, model_dir)
 
 
