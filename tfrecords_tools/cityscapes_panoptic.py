@@ -29,7 +29,6 @@ Repairs, drops and skips are those of coco_panoptic.py.
 """
 
 import functools
-import json
 import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
@@ -57,12 +56,6 @@ def image_path(images_dir: str, image_record: Dict[str, Any]):
   return os.path.join(images_dir, relative), relative
 
 
-def _read_train_ids(vocabulary_path: str) -> List[Optional[int]]:
-  """`train_id` of each vocabulary class (None where the file has none)."""
-  with open(vocabulary_path) as f:
-    return [c.get('train_id') for c in json.load(f)['classes']]
-
-
 def match_categories(vocabulary_path: str,
                      categories: Sequence[Dict[str, Any]], annotations: str):
   """VocabularyFn: maps the JSON's categories onto the vocabulary file.
@@ -78,7 +71,7 @@ def match_categories(vocabulary_path: str,
   if not categories:
     raise tfrecord_writer.ConversionError(f'{annotations}: "categories" is '
                                           'empty')
-  train_ids = _read_train_ids(vocabulary_path)
+  train_ids = [c.get('train_id') for c in vocabulary]
   by_label_id = {(c['id'], c['name']): c['index'] for c in vocabulary}
   by_train_id = {(t, c['name']): c['index']
                  for c, t in zip(vocabulary, train_ids) if t is not None}

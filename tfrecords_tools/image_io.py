@@ -18,6 +18,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from official_dataseg.evaluation import file_formats
 from tfrecords_tools.tfrecord_writer import SkipImage
 
 _PASS_THROUGH_FORMATS = {'JPEG': 'jpeg', 'PNG': 'png'}
@@ -151,8 +152,7 @@ def load_panoptic_png(path: str) -> np.ndarray:
     raise SkipImage('unreadable_panoptic_png',
                     f'{path}: panoptic PNG has mode {pil_image.mode}; '
                     'expected RGB (id = R + 256 G + 256^2 B)')
-  rgb = np.asarray(pil_image).astype(np.int32)
-  return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+  return file_formats.rgb_to_segment_id(np.asarray(pil_image)).astype(np.int32)
 
 
 def check_same_size(label_hw, image: EncodedImage, label_path: str):

@@ -38,19 +38,16 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from official_dataseg.text import vocabulary as text_vocabulary
-from tfrecords_tools import ade20k
 from tfrecords_tools import cli
 from tfrecords_tools import semantic_labels
 from tfrecords_tools import tfrecord_writer
 from tfrecords_tools import vocabulary as vocabulary_lib
-from tfrecords_tools import voc
 
 ONE_BASED, ZERO_BASED = 'one_based', 'zero_based'
 _DEFAULT_FORMAT = {59: ONE_BASED, 459: ZERO_BASED}
 # Ignore value of zero-based files: the dtype's maximum (uint8 / uint16).
 _ZERO_BASED_IGNORE = {59: 255, 459: 65535}
 _LABEL_EXTENSIONS = ('.png', '.tif', '.tiff')
-_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 
 
 def label_convention(num_classes: int, label_format: str):
@@ -81,11 +78,12 @@ def list_tasks(images_dir: str, labels_dir: str,
       raise tfrecord_writer.ConversionError(f'{folder}: {flag} is not a '
                                             'folder')
   labels = _files_by_stem(labels_dir, _LABEL_EXTENSIONS)
-  names = voc.read_image_set(image_set) if image_set else sorted(labels)
+  names = (semantic_labels.read_image_set(image_set) if image_set else
+           sorted(labels))
   if not names:
     raise tfrecord_writer.ConversionError(
         f'{labels_dir}: no label files ({", ".join(_LABEL_EXTENSIONS)})')
-  images = _files_by_stem(images_dir, _IMAGE_EXTENSIONS)
+  images = _files_by_stem(images_dir, semantic_labels.IMAGE_EXTENSIONS)
   # A listed name without its files stays a task so it is reported missing.
   return [semantic_labels.SemanticTask(
       os.path.join(images_dir, images.get(name, name + '.jpg')),
@@ -129,7 +127,7 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
         f'{vocabulary}: has {len(classes)} classes but --num_classes is '
         f'{num_classes}')
   tasks = list_tasks(images_dir, annotations, image_set)
-  return ade20k.convert_semantic(
+  return semantic_labels.convert_semantic(
       tasks, classes, ignore_values, output_prefix, num_shards, num_workers,
       strict, show_progress, f'pascal_context_{num_classes}',
       os.path.basename(vocabulary), label_offset=label_offset,

@@ -25,6 +25,7 @@ from PIL import Image
 from pycocotools import mask as mask_api
 from scipy import ndimage
 
+from official_dataseg.evaluation import file_formats
 from tfrecords_tools import synthetic_scenes
 
 DATASETS = ('ade', 'coco', 'o365', 'voc')
@@ -162,8 +163,7 @@ def write_coco(root: str, seed: int, counts: Dict[str, int]) -> Dict[str, Any]:
             'id': segment_id, 'category_id': category_id,
             'iscrowd': int(is_thing and rng.random() < _CROWD_FRACTION),
             'bbox': _xywh(mask), 'area': int(mask.sum())})
-      rgb = np.stack([panoptic_ids % 256, panoptic_ids // 256 % 256,
-                      panoptic_ids // 65536], axis=-1).astype(np.uint8)
+      rgb = file_formats.segment_id_to_rgb(panoptic_ids)
       _save_jpeg(os.path.join(base, f'{split}2017', file_stem + '.jpg'),
                  scene.image)
       _save_png(os.path.join(png_dir, file_stem + '.png'),

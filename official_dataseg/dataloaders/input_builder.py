@@ -66,9 +66,8 @@ def select_input_files(dataset_config) -> str:
                      f'got {fraction}.')
   record_sets = record_set.resolve(dataset_config.input_path, dataset_config.name)
   if dataset_config.vocabulary:
-    path = vocabulary_lib.vocabulary_path(dataset_config.vocabulary)
     for records in record_sets:
-      record_set.check_vocabulary(records, dataset_config.name, dataset_config.vocabulary, path)
+      record_set.check_vocabulary(records, dataset_config.name, dataset_config.vocabulary)
   files = sorted(f for records in record_sets for f in records.shards)
   # Whole files, so every host reads the same subset; at least one file.
   num_files = max(1, math.ceil(fraction * len(files) - 1e-9))

@@ -24,6 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from absl import logging
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
+from official_dataseg.text import vocabulary as vocabulary_lib
+
 MANIFEST_FORMAT = 'dataseg_record_set'
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = '-manifest.json'
@@ -170,18 +172,16 @@ def resolve(input_path: str, dataset_name: str) -> List[RecordSet]:
   return record_sets
 
 
-def _class_keys(path: str) -> List[Tuple[int, str]]:
-  """[(id, name)] of a vocabulary JSON's classes in index order."""
+def _class_keys(vocabulary_name_or_path: str, dataset_name: str) -> List[Tuple[int, str]]:
+  """[(id, name)] of a vocabulary's classes in index order (read by the one vocabulary loader)."""
   try:
-    with tf.io.gfile.GFile(path) as f:
-      classes = json.load(f)['classes']
-    return [(int(c['id']), str(c['name'])) for c in classes]
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise RecordSetError(f'{path}: not a readable vocabulary file ({e})') from None
+    vocabulary = vocabulary_lib.load_vocabulary(vocabulary_name_or_path)
+  except (OSError, ValueError) as e:
+    raise RecordSetError(f'dataset {dataset_name!r}: {e}'.replace('\n', ' ')) from None
+  return [(c.id, c.name) for c in vocabulary.classes]
 
 
-def check_vocabulary(record_set: RecordSet, dataset_name: str, vocabulary_name: str,
-                     vocabulary_path: str) -> None:
+def check_vocabulary(record_set: RecordSet, dataset_name: str, vocabulary_name: str) -> None:
   """Raises RecordSetError unless the records were converted with the configured class list.
 
   Classes are compared by (id, name) at every index, and by count.
@@ -189,15 +189,14 @@ def check_vocabulary(record_set: RecordSet, dataset_name: str, vocabulary_name: 
   Args:
     record_set: the records.
     dataset_name: the DatasetConfig's name (for the message).
-    vocabulary_name: `DatasetConfig.vocabulary` as configured.
-    vocabulary_path: the JSON file it resolves to.
+    vocabulary_name: `DatasetConfig.vocabulary`: a built-in name or a JSON path.
   """
   if record_set.vocabulary_file is None:
     raise RecordSetError(
         f'dataset {dataset_name!r}: {record_set.prefix}{MANIFEST_SUFFIX} names no vocabulary '
         f'file, so its labels cannot be checked against vocabulary {vocabulary_name!r}')
-  records = _class_keys(record_set.vocabulary_file)
-  configured = _class_keys(vocabulary_path)
+  records = _class_keys(record_set.vocabulary_file, dataset_name)
+  configured = _class_keys(vocabulary_name, dataset_name)
   if records == configured:
     return
   mismatch = next((i for i, (a, b) in enumerate(zip(records, configured)) if a != b),
@@ -209,7 +208,7 @@ def check_vocabulary(record_set: RecordSet, dataset_name: str, vocabulary_name: 
   raise RecordSetError(
       f'dataset {dataset_name!r}: records {record_set.prefix}-*-of-* were converted with '
       f'{record_set.vocabulary_file} ({len(records)} classes) but DatasetConfig.vocabulary is '
-      f'{vocabulary_name!r} ({vocabulary_path}, {len(configured)} classes); first mismatch at '
-      f'class index {mismatch}: records {describe(records)}, config {describe(configured)}. '
-      'Convert with the configured vocabulary or point DatasetConfig.vocabulary at the records\' '
-      'vocabulary file')
+      f'{vocabulary_name!r} ({vocabulary_lib.vocabulary_path(vocabulary_name)}, '
+      f'{len(configured)} classes); first mismatch at class index {mismatch}: records '
+      f'{describe(records)}, config {describe(configured)}. Convert with the configured '
+      'vocabulary or point DatasetConfig.vocabulary at the records\' vocabulary file')

@@ -10,6 +10,7 @@ import pytest
 from official_dataseg import common
 from tests.tfrecords_tools import helpers
 from tfrecords_tools import ade20k
+from tfrecords_tools import semantic_labels
 from tfrecords_tools import tfrecord_writer
 from tfrecords_tools import voc
 
@@ -161,4 +162,4 @@ def test_voc_duplicated_image_set_entry(tmp_path):
   (tmp_path / 'val.txt').write_text('a\nb\na\n')
   with pytest.raises(tfrecord_writer.ConversionError,
                      match=r"val.txt: image names \['a'\]"):
-    voc.read_image_set(str(tmp_path / 'val.txt'))
+    semantic_labels.read_image_set(str(tmp_path / 'val.txt'))
