@@ -38,7 +38,7 @@ from tfrecords_tools import example_builder
 from tfrecords_tools import image_io
 from tfrecords_tools import tfrecord_writer
 from tfrecords_tools import vocabulary as vocabulary_lib
-from tfrecords_tools.tfrecord_writer import Issue, ImageResult, SkipImage
+from tfrecords_tools.tfrecord_writer import Issue, ImageResult
 
 _DROP = tfrecord_writer.ISSUE_DROP
 _IGNORE_FLAGS = ('skipped', 'is_ignored', 'ignore')
@@ -191,12 +191,8 @@ def process_image(config: _Config, task) -> ImageResult:
   image_record, annotations = task
   image = image_io.load_image(
       resolve_image_path(config.images_dir, image_record['file_name']))
-  json_hw = (image_record['height'], image_record['width'])
-  if json_hw != (image.height, image.width):
-    raise SkipImage('size_mismatch',
-                    f'{config.annotations}: images[id={image_record["id"]}] '
-                    f'says {json_hw[0]}x{json_hw[1]} but the image file is '
-                    f'{image.height}x{image.width}')
+  coco_json.check_image_size(image_record, image.height, image.width,
+                             config.annotations)
   objects, issues = [], []
   for position, annotation in annotations:
     where = f'annotations[{position}]'

@@ -153,12 +153,8 @@ def process_image(config: _Config, task) -> ImageResult:
   png_path = os.path.join(config.masks_dir, annotation['file_name'])
   segment_ids = image_io.load_panoptic_png(png_path)
   image_io.check_same_size(segment_ids.shape, image, png_path)
-  json_hw = (image_record['height'], image_record['width'])
-  if json_hw != (image.height, image.width):
-    raise SkipImage('size_mismatch',
-                    f'{config.annotations}: images[id={image_record["id"]}] '
-                    f'says {json_hw[0]}x{json_hw[1]} but the image is '
-                    f'{image.height}x{image.width}')
+  coco_json.check_image_size(image_record, image.height, image.width,
+                             config.annotations)
   segment_map, class_indices, original_ids, is_crowd, issues = (
       _panoptic_objects(config, segment_ids, annotation['segments_info'],
                         png_path, where))
