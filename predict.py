@@ -10,7 +10,6 @@ r"""Segments image files and writes overlay PNGs (with a class-name legend) and 
 """
 import json
 import os
-import tempfile
 from typing import Dict, List
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -27,6 +26,7 @@ from official_dataseg.serving import export_module
 from official_dataseg.serving import loader
 from official_dataseg.text import embeddings as embeddings_lib
 from official_dataseg.text import vocabulary as vocabulary_lib
+from official_dataseg.utils import atomic_write
 from official_dataseg.utils import console
 from official_dataseg.utils import experiment as experiment_lib
 
@@ -206,9 +206,8 @@ def run(predictor: Predictor, image_paths: List[str], output_dir: str,
     results[path] = {'overlay': overlay_path, **result}
     print(f'[predict] {index + 1}/{len(image_paths)} {path} -> {overlay_path}')
   results_path = os.path.join(output_dir, 'results.json')
-  with tempfile.NamedTemporaryFile('w', dir=output_dir, delete=False, suffix='.tmp') as f:
+  with atomic_write.atomic_write(results_path) as f:
     json.dump(results, f, indent=1)
-  os.replace(f.name, results_path)
   return results_path
 
 

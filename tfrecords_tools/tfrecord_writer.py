@@ -110,7 +110,8 @@ class _GuardedFn:
     return guarded(self._process_fn, task)
 
 
-def _write_json_atomic(path: str, content: Any, pending: List[str]):
+def _stage_json(path: str, content: Any, pending: List[str]):
+  """Writes `path.tmp`; `write_sharded` renames every staged file once the run succeeded."""
   with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
     f.write(json.dumps(content, indent=1, sort_keys=True) + '\n')
   pending.append(path)
@@ -194,7 +195,9 @@ def _existing_outputs(output_prefix: str) -> Tuple[List[str], List[str]]:
   base = re.escape(os.path.basename(output_prefix))
   suffixes = '|'.join(re.escape(s) for s in record_set.SIDE_FILE_SUFFIXES +
                       (record_set.MANIFEST_SUFFIX,))
-  output_name = re.compile(rf'^{base}(-\d{{5}}-of-\d{{5}}\.tfrecord|{suffixes})(\.tmp)?$')
+  # Temporary names: `NAME.tmp` (staged here), `NAME.<8 hex>.tmp` (atomic_write).
+  output_name = re.compile(
+      rf'^{base}(-\d{{5}}-of-\d{{5}}\.tfrecord|{suffixes})((\.[0-9a-f]{{8}})?\.tmp)?$')
   finished, temporary = [], []
   for name in sorted(tf.io.gfile.listdir(folder)):
     match = output_name.match(name)
@@ -354,14 +357,14 @@ def write_sharded(
     metadata.setdefault('dataset', f'written by tfrecords_tools.{converter_name}')
     metadata.setdefault('cleaning', [])
     metadata['classes'] = [dict(c) for c in vocabulary]
-    _write_json_atomic(side_paths[0], metadata, pending)
-    _write_json_atomic(
+    _stage_json(side_paths[0], metadata, pending)
+    _stage_json(
         side_paths[1],
         category_frequency(vocabulary, image_counts, report.images_written),
         pending)
     report_json = report.to_json(converter_name, num_shards)
     report_json['shards'] = [os.path.basename(p) for p in paths]
-    _write_json_atomic(side_paths[2], report_json, pending)
+    _stage_json(side_paths[2], report_json, pending)
   except BaseException:
     for writer in writers:
       writer.close()

@@ -25,6 +25,7 @@ from absl import logging
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from official_dataseg.text import vocabulary as vocabulary_lib
+from official_dataseg.utils import atomic_write
 
 MANIFEST_FORMAT = 'dataseg_record_set'
 MANIFEST_VERSION = 1
@@ -54,7 +55,7 @@ def prefix_of_shard(path: str) -> Optional[str]:
 
 def write_manifest(prefix: str, shards: Sequence[str], num_records: Sequence[int],
                    converter: str, vocabulary_file: Optional[str]) -> str:
-  """Writes `PREFIX-manifest.json` (via `.tmp`, then rename) for finished shards.
+  """Writes `PREFIX-manifest.json` (atomically) for finished shards.
 
   Args:
     prefix: the record set's path prefix.
@@ -77,9 +78,8 @@ def write_manifest(prefix: str, shards: Sequence[str], num_records: Sequence[int
       'shards': entries,
   }
   path = prefix + MANIFEST_SUFFIX
-  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+  with atomic_write.atomic_write(path) as f:
     f.write(json.dumps(manifest, indent=1, sort_keys=True) + '\n')
-  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
   return path
 
 
