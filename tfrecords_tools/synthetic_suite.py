@@ -26,6 +26,7 @@ from pycocotools import mask as mask_api
 from scipy import ndimage
 
 from official_dataseg.evaluation import file_formats
+from official_dataseg.text import vocabulary as text_vocabulary
 from tfrecords_tools import synthetic_scenes
 
 DATASETS = ('ade', 'coco', 'o365', 'voc')
@@ -39,14 +40,12 @@ _CROWD_FRACTION = 0.1    # COCO thing segments marked as crowd.
 
 def vocabulary_path(name: str) -> str:
   """Path of official_dataseg/text/vocabularies/synthetic_<name>.json."""
-  import official_dataseg.text  # pylint: disable=g-import-not-at-top
-  return os.path.join(os.path.dirname(official_dataseg.text.__file__),
-                      'vocabularies', f'synthetic_{name}.json')
+  return text_vocabulary.vocabulary_path(f'synthetic_{name}')
 
 
 def _load_classes(name: str) -> List[Dict[str, Any]]:
-  with open(vocabulary_path(name)) as f:
-    return json.load(f)['classes']
+  return [c.to_json_dict() for c in
+          text_vocabulary.load_vocabulary(f'synthetic_{name}').classes]
 
 
 def _save_jpeg(path: str, image: np.ndarray):
