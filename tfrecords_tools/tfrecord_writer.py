@@ -15,9 +15,9 @@ tasks and a top-level `process_fn(task) -> ImageResult`. `write_sharded` maps
 Every file is first written as `*.tmp` and renamed only when the whole run
 succeeded; the input pipeline reads only shards a manifest lists, so an
 interrupted run never leaves shards that look complete. A run that writes no
-image, skips more than `max_skip_fraction` of them, or drops every object the
-annotations list, fails with a one-line summary of the reasons and leaves
-nothing. A previous run's outputs are
+image, skips more than `max_skip_fraction` of them, or writes no object at
+all (every one dropped or voided), fails with a one-line summary of the
+reasons and leaves nothing. A previous run's outputs are
 never silently mixed with a new run's: they are refused unless `overwrite`,
 which removes them first; leftover `*.tmp` files of a killed run are removed.
 Nothing time- or machine-dependent goes into any output: the same input and
@@ -235,13 +235,15 @@ def _clear_previous_run(output_prefix: str, overwrite: bool, converter_name: str
 def _check_skips(report: '_Report', max_skip_fraction: float,
                  converter_name: str):
   """Raises ConversionError when no image, too large a fraction of them, or
-  (annotations having listed some) no object was kept."""
-  dropped = report.counts[ISSUE_DROP]
-  if report.images_written and not report.objects_written and dropped:
-    reasons = ', '.join(f'{r}: {n}' for r, n in dropped.most_common())
+  no object at all was kept."""
+  if report.images_written and not report.objects_written:
+    issues = report.counts[ISSUE_DROP] + report.counts[ISSUE_REPAIR]
+    reasons = ', '.join(f'{r}: {n}' for r, n in issues.most_common())
+    first = (f'; first: {report.messages[issues.most_common(1)[0][0]][0]}'
+             if issues else '')
     raise ConversionError(
-        f'{converter_name}: every object was dropped ({reasons}); nothing '
-        f'written; first: {report.messages[dropped.most_common(1)[0][0]][0]}')
+        f'{converter_name}: no object was written '
+        f'({reasons or "the annotations list none"}); nothing written{first}')
   skipped = sum(report.counts[ISSUE_SKIP].values())
   if report.images_written > 0 and skipped <= max_skip_fraction * max(
       report.images_seen, 1):

@@ -80,7 +80,7 @@ def test_all_annotations_invalid_fails(tmp_path, capsys):
   prefix = str(tmp_path / 'out' / 'o365')
   status, err = _convert(capsys, images_dir, annotations, prefix)
   assert status == 1 and len(err) == 1
-  assert 'every object was dropped (non_positive_box: 4)' in err[0]
+  assert 'no object was written (non_positive_box: 4); nothing written' in err[0]
   assert os.listdir(tmp_path / 'out') == []
 
 
