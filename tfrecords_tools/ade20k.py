@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Optional
 
 from tfrecords_tools import cli
 from tfrecords_tools import semantic_labels
-from tfrecords_tools import tfrecord_writer
 from tfrecords_tools import vocabulary as vocabulary_lib
 
 ADE_IGNORE_VALUES = (0,)
@@ -27,11 +26,7 @@ ADE_IGNORE_VALUES = (0,)
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
             class_info: Optional[str] = None,
-            vocabulary: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True, overwrite: bool = False,
-            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION
-            ) -> Dict[str, Any]:
+            vocabulary: Optional[str] = None, **writer_flags) -> Dict[str, Any]:
   """Converts one ADEChallengeData2016 split; returns the report dict.
 
   Args:
@@ -40,8 +35,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     output_prefix: output path prefix.
     class_info: objectInfo150.txt; default `<annotations>/../../`.
     vocabulary: optional vocabulary JSON overriding `class_info`.
-    num_shards, num_workers, strict, show_progress, overwrite,
-      max_skip_fraction: see tfrecord_writer.write_sharded.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
   """
   if vocabulary:
     classes, source = vocabulary_lib.load_json(vocabulary), vocabulary
@@ -52,9 +47,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     classes, source = vocabulary_lib.load_ade_object_info(class_info), class_info
   tasks = semantic_labels.list_image_label_pairs(images_dir, annotations)
   return semantic_labels.convert_semantic(
-      tasks, classes, ADE_IGNORE_VALUES, output_prefix, num_shards, num_workers,
-      strict, show_progress, 'ade20k', os.path.basename(source),
-      overwrite=overwrite, max_skip_fraction=max_skip_fraction)
+      tasks, classes, ADE_IGNORE_VALUES, output_prefix, 'ade20k',
+      os.path.basename(source), **writer_flags)
 
 
 def build_parser():

@@ -95,11 +95,7 @@ def match_categories(vocabulary_path: str,
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
             panoptic_masks_dir: Optional[str] = None,
-            vocabulary: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True, overwrite: bool = False,
-            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION
-            ) -> Dict[str, Any]:
+            vocabulary: Optional[str] = None, **writer_flags) -> Dict[str, Any]:
   """Converts one Cityscapes panoptic split; returns the report dict.
 
   Args:
@@ -108,18 +104,16 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     output_prefix: output path prefix.
     panoptic_masks_dir: PNG folder; default the JSON path without `.json`.
     vocabulary: vocabulary JSON; default the built-in cityscapes_panoptic.
-    num_shards, num_workers, strict, show_progress, overwrite,
-      max_skip_fraction: see tfrecord_writer.write_sharded.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
   """
   return coco_panoptic.convert(
       images_dir, annotations, output_prefix,
-      panoptic_masks_dir=panoptic_masks_dir, num_shards=num_shards,
-      num_workers=num_workers, strict=strict, show_progress=show_progress,
-      overwrite=overwrite, max_skip_fraction=max_skip_fraction,
+      panoptic_masks_dir=panoptic_masks_dir,
       converter_name='cityscapes_panoptic',
       vocabulary_fn=functools.partial(match_categories,
                                       vocabulary or DEFAULT_VOCABULARY),
-      image_path_fn=image_path)
+      image_path_fn=image_path, **writer_flags)
 
 
 def build_parser():

@@ -221,11 +221,9 @@ def process_image(config: _Config, task) -> ImageResult:
 
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
-            include_masks: bool = False, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True, overwrite: bool = False,
-            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION,
-            converter_name: str = 'coco_detection') -> Dict[str, Any]:
+            include_masks: bool = False,
+            converter_name: str = 'coco_detection',
+            **writer_flags) -> Dict[str, Any]:
   """Converts a COCO detection-format dataset; returns the report dict.
 
   Args:
@@ -234,8 +232,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     output_prefix: output path prefix.
     include_masks: decode `segmentation` into per-object masks and write
       `is_ignored` (evaluation sets, COCO instance).
-    num_shards, num_workers, strict, show_progress, overwrite,
-      max_skip_fraction: see tfrecord_writer.write_sharded.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
     converter_name: recorded in the report.
   """
   content = coco_json.load(annotations, ('images', 'annotations',
@@ -262,13 +260,11 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
                    {c['id']: c['index'] for c in vocabulary}, include_masks)
   return tfrecord_writer.write_sharded(
       output_prefix, tasks, functools.partial(process_image, config),
-      vocabulary, num_shards=num_shards, num_workers=num_workers,
-      strict=strict, converter_name=converter_name,
+      vocabulary, converter_name=converter_name,
       vocabulary_metadata={'name': os.path.basename(output_prefix),
                            'task': 'instance',
                            'source': os.path.basename(annotations)},
-      show_progress=show_progress, overwrite=overwrite,
-      max_skip_fraction=max_skip_fraction)
+      **writer_flags)
 
 
 def build_parser(description: str):

@@ -169,15 +169,11 @@ def process_image(config: _Config, task) -> ImageResult:
 
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
-            panoptic_masks_dir: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            semantic: bool = False, show_progress: bool = True,
-            overwrite: bool = False,
-            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION,
+            panoptic_masks_dir: Optional[str] = None, semantic: bool = False,
             converter_name: str = 'coco_panoptic',
             vocabulary_fn: VocabularyFn = vocabulary_from_categories,
-            image_path_fn: ImagePathFn = image_path_from_file_name
-            ) -> Dict[str, Any]:
+            image_path_fn: ImagePathFn = image_path_from_file_name,
+            **writer_flags) -> Dict[str, Any]:
   """Converts a COCO-panoptic-format dataset; returns the report dict.
 
   Args:
@@ -185,8 +181,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     annotations: the panoptic JSON file.
     output_prefix: output path prefix (see tfrecord_writer).
     panoptic_masks_dir: folder of the PNGs; default `annotations` minus .json.
-    num_shards, num_workers, strict, show_progress, overwrite,
-      max_skip_fraction: see tfrecord_writer.write_sharded.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
     semantic: merge segments by category (one object per class).
     converter_name: recorded in the report.
     vocabulary_fn: builds the vocabulary and the category id -> index map
@@ -227,14 +223,12 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
                    image_path_fn)
   return tfrecord_writer.write_sharded(
       output_prefix, tasks, functools.partial(process_image, config),
-      vocabulary, num_shards=num_shards, num_workers=num_workers,
-      strict=strict, converter_name=converter_name,
+      vocabulary, converter_name=converter_name,
       vocabulary_metadata={
           'name': os.path.basename(output_prefix),
           'task': 'semantic' if semantic else 'panoptic',
           'source': os.path.basename(annotations)},
-      show_progress=show_progress, overwrite=overwrite,
-      max_skip_fraction=max_skip_fraction)
+      **writer_flags)
 
 
 def build_parser(description: str = __doc__):

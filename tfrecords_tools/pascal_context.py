@@ -94,11 +94,7 @@ def list_tasks(images_dir: str, labels_dir: str,
 def convert(images_dir: str, annotations: str, output_prefix: str,
             num_classes: int = 59, label_format: Optional[str] = None,
             image_set: Optional[str] = None,
-            vocabulary: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True, overwrite: bool = False,
-            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION
-            ) -> Dict[str, Any]:
+            vocabulary: Optional[str] = None, **writer_flags) -> Dict[str, Any]:
   """Converts one PASCAL Context split; returns the report dict.
 
   Args:
@@ -111,8 +107,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     image_set: optional list of image names to convert.
     vocabulary: vocabulary JSON; default the built-in
       pascal_context_<num_classes>.json.
-    num_shards, num_workers, strict, show_progress, overwrite,
-      max_skip_fraction: see tfrecord_writer.write_sharded.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
   """
   if num_classes not in _DEFAULT_FORMAT:
     raise tfrecord_writer.ConversionError(
@@ -128,10 +124,9 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
         f'{num_classes}')
   tasks = list_tasks(images_dir, annotations, image_set)
   return semantic_labels.convert_semantic(
-      tasks, classes, ignore_values, output_prefix, num_shards, num_workers,
-      strict, show_progress, f'pascal_context_{num_classes}',
-      os.path.basename(vocabulary), label_offset=label_offset,
-      overwrite=overwrite, max_skip_fraction=max_skip_fraction)
+      tasks, classes, ignore_values, output_prefix,
+      f'pascal_context_{num_classes}', os.path.basename(vocabulary),
+      label_offset=label_offset, **writer_flags)
 
 
 def build_parser():

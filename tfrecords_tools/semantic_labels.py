@@ -149,17 +149,16 @@ def list_image_label_pairs(images_dir: str, labels_dir: str,
       os.path.splitext(f)[0], f) for f in files]
 
 
-def convert_semantic(tasks, vocabulary, ignore_values, output_prefix,
-                     num_shards, num_workers, strict, show_progress,
-                     converter_name, source, label_offset: int = 0,
-                     overwrite: bool = False,
-                     max_skip_fraction: float =
-                     tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION
-                     ) -> Dict[str, Any]:
+def convert_semantic(tasks: Sequence[SemanticTask],
+                     vocabulary: Sequence[Dict[str, Any]],
+                     ignore_values: Sequence[int], output_prefix: str,
+                     converter_name: str, source: str, label_offset: int = 0,
+                     **writer_flags) -> Dict[str, Any]:
   """Writes semantic tasks with `vocabulary` (shared by ADE / VOC / Context).
 
   A class's label value in the label files is its vocabulary id minus
   `label_offset` (0 for ADE / VOC, 1 for zero-based PASCAL Context files).
+  `writer_flags` go to tfrecord_writer.write_sharded (num_shards, ...).
   """
   check_vocabulary_ids(vocabulary, ignore_values, source, label_offset)
   config = SemanticConfig(
@@ -168,9 +167,7 @@ def convert_semantic(tasks, vocabulary, ignore_values, output_prefix,
   return tfrecord_writer.write_sharded(
       output_prefix, tasks,
       functools.partial(process_image, config), vocabulary,
-      num_shards=num_shards, num_workers=num_workers, strict=strict,
       converter_name=converter_name,
       vocabulary_metadata={'name': os.path.basename(output_prefix),
                            'task': 'semantic', 'source': source},
-      show_progress=show_progress, overwrite=overwrite,
-      max_skip_fraction=max_skip_fraction)
+      **writer_flags)

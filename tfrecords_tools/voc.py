@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Optional
 
 from tfrecords_tools import cli
 from tfrecords_tools import semantic_labels
-from tfrecords_tools import tfrecord_writer
 from tfrecords_tools import vocabulary as vocabulary_lib
 
 VOC_IGNORE_VALUES = (255,)
@@ -27,11 +26,7 @@ VOC_IGNORE_VALUES = (255,)
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
             split: str = 'val', image_set: Optional[str] = None,
-            vocabulary: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True, overwrite: bool = False,
-            max_skip_fraction: float = tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION
-            ) -> Dict[str, Any]:
+            vocabulary: Optional[str] = None, **writer_flags) -> Dict[str, Any]:
   """Converts one VOC segmentation split; returns the report dict.
 
   Args:
@@ -41,8 +36,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     split: name of the ImageSets/Segmentation list (train / val / trainval).
     image_set: explicit list file, overriding `split`.
     vocabulary: optional vocabulary JSON (ids = label values).
-    num_shards, num_workers, strict, show_progress, overwrite,
-      max_skip_fraction: see tfrecord_writer.write_sharded.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
   """
   if image_set is None:
     image_set = os.path.join(os.path.dirname(os.path.normpath(annotations)),
@@ -57,9 +52,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
   tasks = semantic_labels.list_image_label_pairs(
       images_dir, annotations, semantic_labels.read_image_set(image_set))
   return semantic_labels.convert_semantic(
-      tasks, classes, VOC_IGNORE_VALUES, output_prefix, num_shards, num_workers,
-      strict, show_progress, 'voc', os.path.basename(source),
-      overwrite=overwrite, max_skip_fraction=max_skip_fraction)
+      tasks, classes, VOC_IGNORE_VALUES, output_prefix, 'voc',
+      os.path.basename(source), **writer_flags)
 
 
 def build_parser():
