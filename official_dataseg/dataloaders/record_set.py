@@ -153,7 +153,8 @@ def resolve(input_path: str, dataset_name: str) -> List[RecordSet]:
   record_sets, read = [], set()
   for prefix in sorted(by_prefix):
     record_set = read_manifest(prefix)
-    listed = [i for i, shard in enumerate(record_set.shards) if shard in set(by_prefix[prefix])]
+    wanted = set(by_prefix[prefix])
+    listed = [i for i, shard in enumerate(record_set.shards) if shard in wanted]
     if not listed:
       continue
     record_sets.append(dataclasses.replace(
