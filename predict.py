@@ -10,7 +10,6 @@ r"""Segments image files and writes overlay PNGs (with a class-name legend) and 
 """
 import json
 import os
-import tempfile
 from typing import Dict, List
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -27,6 +26,7 @@ from official_dataseg.serving import export_module
 from official_dataseg.serving import loader
 from official_dataseg.text import embeddings as embeddings_lib
 from official_dataseg.text import vocabulary as vocabulary_lib
+from official_dataseg.utils import atomic_write
 from official_dataseg.utils import console
 from official_dataseg.utils import experiment as experiment_lib
 
@@ -78,6 +78,7 @@ class Predictor:
 
   def __init__(self, task: str, vocabulary: str, text_encoder: str):
     self.task = task
+    self.saved_model = None  # The loaded SavedModel object, held while its signatures run.
     self.custom_vocabulary = None
     if vocabulary:
       names, embeddings = embeddings_lib.load_class_embeddings(vocabulary, encoder=text_encoder)
@@ -89,7 +90,9 @@ class Predictor:
 
   def load(self, saved_model: str = None, module=None) -> None:
     if saved_model:
-      self._functions = tf.saved_model.load(saved_model).signatures
+      # Kept: the signatures alone do not keep the loaded variables alive.
+      self.saved_model = tf.saved_model.load(saved_model)
+      self._functions = self.saved_model.signatures
       signature = self._functions[self.task]
       self._input_type = (export_module.IMAGE_BYTES
                           if 'image_bytes' in signature.structured_input_signature[1]
@@ -170,25 +173,41 @@ def _table_from_detections(classes, names) -> List[str]:
   return [table.get(i, str(i)) for i in range(max(table, default=-1) + 1)]
 
 
+def unique_stems(image_paths: List[str]) -> List[str]:
+  """File stems naming each input's outputs; a stem already taken gets `-2`, `-3`, ... (in
+  input order), so inputs with the same file name in different folders never overwrite each
+  other's outputs."""
+  stems, taken = [], set()
+  for path in image_paths:
+    stem = base = os.path.splitext(os.path.basename(path))[0]
+    copy = 1
+    while stem in taken:
+      copy += 1
+      stem = f'{base}-{copy}'
+    taken.add(stem)
+    stems.append(stem)
+  return stems
+
+
 def run(predictor: Predictor, image_paths: List[str], output_dir: str,
         score_threshold: float) -> str:
-  """Writes `<stem>_<task>.png` per image and `results.json`; returns the JSON path."""
+  """Writes `<stem>_<task>.png` per image (stems from `unique_stems`) and `results.json`;
+  returns the JSON path."""
   os.makedirs(output_dir, exist_ok=True)
   results = {}
+  stems = unique_stems(image_paths)
   for index, path in enumerate(image_paths):
     image = read_image(path)
     outputs = predictor(path, image)
     overlay, result = render(predictor.task, image, outputs, predictor.class_names,
                              score_threshold)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    overlay_path = os.path.join(output_dir, f'{stem}_{predictor.task}.png')
+    overlay_path = os.path.join(output_dir, f'{stems[index]}_{predictor.task}.png')
     visualization.save_png(overlay, overlay_path)
     results[path] = {'overlay': overlay_path, **result}
     print(f'[predict] {index + 1}/{len(image_paths)} {path} -> {overlay_path}')
   results_path = os.path.join(output_dir, 'results.json')
-  with tempfile.NamedTemporaryFile('w', dir=output_dir, delete=False, suffix='.tmp') as f:
+  with atomic_write.atomic_write(results_path) as f:
     json.dump(results, f, indent=1)
-  os.replace(f.name, results_path)
   return results_path
 
 

@@ -24,6 +24,7 @@ from official.core import train_utils
 from official.modeling import performance
 
 from official_dataseg import registry_imports  # pylint: disable=unused-import
+from official_dataseg.dataloaders import record_set
 from official_dataseg.tasks import multi_dataset_trainer
 from official_dataseg.utils import console
 from official_dataseg.utils import experiment as experiment_lib
@@ -70,10 +71,13 @@ def main(_) -> None:
       tpu_address=params.runtime.tpu)
   with strategy.scope():
     task = registry_imports.get_task(params.task, logging_dir=model_dir)
-  runner = multi_dataset_trainer.MultiDatasetExperimentRunner(
-      distribution_strategy=strategy, task=task, mode=FLAGS.mode, params=params,
-      model_dir=model_dir)
-  runner.run()
+  try:
+    runner = multi_dataset_trainer.MultiDatasetExperimentRunner(
+        distribution_strategy=strategy, task=task, mode=FLAGS.mode, params=params,
+        model_dir=model_dir)
+    runner.run()
+  except record_set.RecordSetError as e:  # Raised while the inputs are built: before step 1.
+    console.fail(str(e).splitlines()[0])  # gin appends a line naming its configurable.
   train_utils.save_gin_config(FLAGS.mode, model_dir)
 
 

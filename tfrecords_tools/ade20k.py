@@ -13,73 +13,20 @@ vocabulary is read from `objectInfo150.txt` (default: two folders above
 Images without a label PNG are skipped ('missing_label_png').
 """
 
-import functools
 import os
 import sys
 from typing import Any, Dict, List, Optional
 
 from tfrecords_tools import cli
 from tfrecords_tools import semantic_labels
-from tfrecords_tools import tfrecord_writer
 from tfrecords_tools import vocabulary as vocabulary_lib
 
-_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 ADE_IGNORE_VALUES = (0,)
-
-
-def list_image_label_pairs(images_dir: str, labels_dir: str,
-                           image_names=None) -> List[semantic_labels.SemanticTask]:
-  """Tasks for every image in `images_dir` (or `image_names`), sorted."""
-  if not os.path.isdir(images_dir):
-    raise tfrecord_writer.ConversionError(f'{images_dir}: --images_dir is not '
-                                          'a folder')
-  if not os.path.isdir(labels_dir):
-    raise tfrecord_writer.ConversionError(f'{labels_dir}: --annotations is '
-                                          'not a folder')
-  if image_names is None:
-    files = sorted(f for f in os.listdir(images_dir)
-                   if f.lower().endswith(_IMAGE_EXTENSIONS))
-  else:
-    by_stem = {os.path.splitext(f)[0]: f for f in os.listdir(images_dir)}
-    # A listed name without its image stays a task so it is reported missing.
-    files = [by_stem.get(name, name + '.jpg') for name in image_names]
-  if not files:
-    raise tfrecord_writer.ConversionError(f'{images_dir}: no images found')
-  return [semantic_labels.SemanticTask(
-      os.path.join(images_dir, f),
-      os.path.join(labels_dir, os.path.splitext(f)[0] + '.png'),
-      os.path.splitext(f)[0], f) for f in files]
-
-
-def convert_semantic(tasks, vocabulary, ignore_values, output_prefix,
-                     num_shards, num_workers, strict, show_progress,
-                     converter_name, source,
-                     label_offset: int = 0) -> Dict[str, Any]:
-  """Writes semantic tasks with `vocabulary` (shared by ADE / VOC / Context).
-
-  A class's label value in the label files is its vocabulary id minus
-  `label_offset` (0 for ADE / VOC, 1 for zero-based PASCAL Context files).
-  """
-  semantic_labels.check_vocabulary_ids(vocabulary, ignore_values, source,
-                                       label_offset)
-  config = semantic_labels.SemanticConfig(
-      {c['id'] - label_offset: c['index'] for c in vocabulary},
-      tuple(ignore_values), original_id_offset=label_offset)
-  return tfrecord_writer.write_sharded(
-      output_prefix, tasks,
-      functools.partial(semantic_labels.process_image, config), vocabulary,
-      num_shards=num_shards, num_workers=num_workers, strict=strict,
-      converter_name=converter_name,
-      vocabulary_metadata={'name': os.path.basename(output_prefix),
-                           'task': 'semantic', 'source': source},
-      show_progress=show_progress)
 
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
             class_info: Optional[str] = None,
-            vocabulary: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True) -> Dict[str, Any]:
+            vocabulary: Optional[str] = None, **writer_flags) -> Dict[str, Any]:
   """Converts one ADEChallengeData2016 split; returns the report dict.
 
   Args:
@@ -88,7 +35,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     output_prefix: output path prefix.
     class_info: objectInfo150.txt; default `<annotations>/../../`.
     vocabulary: optional vocabulary JSON overriding `class_info`.
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
   """
   if vocabulary:
     classes, source = vocabulary_lib.load_json(vocabulary), vocabulary
@@ -97,10 +45,10 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
         os.path.dirname(os.path.dirname(os.path.normpath(annotations))),
         'objectInfo150.txt')
     classes, source = vocabulary_lib.load_ade_object_info(class_info), class_info
-  tasks = list_image_label_pairs(images_dir, annotations)
-  return convert_semantic(tasks, classes, ADE_IGNORE_VALUES, output_prefix,
-                          num_shards, num_workers, strict, show_progress,
-                          'ade20k', os.path.basename(source))
+  tasks = semantic_labels.list_image_label_pairs(images_dir, annotations)
+  return semantic_labels.convert_semantic(
+      tasks, classes, ADE_IGNORE_VALUES, output_prefix, 'ade20k',
+      os.path.basename(source), **writer_flags)
 
 
 def build_parser():

@@ -29,7 +29,6 @@ Repairs, drops and skips are those of coco_panoptic.py.
 """
 
 import functools
-import json
 import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
@@ -57,12 +56,6 @@ def image_path(images_dir: str, image_record: Dict[str, Any]):
   return os.path.join(images_dir, relative), relative
 
 
-def _read_train_ids(vocabulary_path: str) -> List[Optional[int]]:
-  """`train_id` of each vocabulary class (None where the file has none)."""
-  with open(vocabulary_path) as f:
-    return [c.get('train_id') for c in json.load(f)['classes']]
-
-
 def match_categories(vocabulary_path: str,
                      categories: Sequence[Dict[str, Any]], annotations: str):
   """VocabularyFn: maps the JSON's categories onto the vocabulary file.
@@ -78,7 +71,7 @@ def match_categories(vocabulary_path: str,
   if not categories:
     raise tfrecord_writer.ConversionError(f'{annotations}: "categories" is '
                                           'empty')
-  train_ids = _read_train_ids(vocabulary_path)
+  train_ids = [c.get('train_id') for c in vocabulary]
   by_label_id = {(c['id'], c['name']): c['index'] for c in vocabulary}
   by_train_id = {(t, c['name']): c['index']
                  for c, t in zip(vocabulary, train_ids) if t is not None}
@@ -102,9 +95,7 @@ def match_categories(vocabulary_path: str,
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
             panoptic_masks_dir: Optional[str] = None,
-            vocabulary: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True) -> Dict[str, Any]:
+            vocabulary: Optional[str] = None, **writer_flags) -> Dict[str, Any]:
   """Converts one Cityscapes panoptic split; returns the report dict.
 
   Args:
@@ -113,16 +104,16 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     output_prefix: output path prefix.
     panoptic_masks_dir: PNG folder; default the JSON path without `.json`.
     vocabulary: vocabulary JSON; default the built-in cityscapes_panoptic.
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
   """
   return coco_panoptic.convert(
       images_dir, annotations, output_prefix,
-      panoptic_masks_dir=panoptic_masks_dir, num_shards=num_shards,
-      num_workers=num_workers, strict=strict, show_progress=show_progress,
+      panoptic_masks_dir=panoptic_masks_dir,
       converter_name='cityscapes_panoptic',
       vocabulary_fn=functools.partial(match_categories,
                                       vocabulary or DEFAULT_VOCABULARY),
-      image_path_fn=image_path)
+      image_path_fn=image_path, **writer_flags)
 
 
 def build_parser():

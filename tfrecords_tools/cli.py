@@ -1,7 +1,8 @@
 """The command-line pattern every converter shares.
 
   python -m tfrecords_tools.<dataset> --images_dir DIR --annotations PATH \
-      --output_prefix PREFIX [--num_shards N] [--num_workers K] [--strict]
+      --output_prefix PREFIX [--num_shards N] [--num_workers K] [--strict] \
+      [--max_skip_fraction F] [--overwrite]
 
 Each converter adds its own flags to `base_parser(...)` and calls
 `run_main(parser, convert_fn, argv)`.
@@ -32,8 +33,8 @@ def base_parser(description: str, annotations_help: str,
   parser.add_argument(
       '--output_prefix', required=True,
       help='Output path prefix: writes PREFIX-0000i-of-0000N.tfrecord, '
-      'PREFIX-vocabulary.json, PREFIX-category_frequency.json and '
-      'PREFIX-report.json.')
+      'PREFIX-vocabulary.json, PREFIX-category_frequency.json, '
+      'PREFIX-report.json and, last, PREFIX-manifest.json.')
   parser.add_argument('--num_shards', type=int, default=1,
                       help='Number of output TFRecord shards.')
   parser.add_argument(
@@ -44,6 +45,16 @@ def base_parser(description: str, annotations_help: str,
       '--strict', action='store_true',
       help='Fail on the first skipped image, dropped object or repaired '
       'pixel instead of counting it in the report.')
+  parser.add_argument(
+      '--max_skip_fraction', type=float,
+      default=tfrecord_writer.DEFAULT_MAX_SKIP_FRACTION,
+      help='Fail (exit 1, nothing written) when more than this fraction of '
+      'the images is skipped (missing, unreadable, ...); a run that writes no '
+      'image always fails.')
+  parser.add_argument(
+      '--overwrite', action='store_true',
+      help='Remove the outputs of a previous run with the same '
+      '--output_prefix first (without it they are an error).')
   parser.add_argument('--quiet', action='store_true',
                       help='No progress line on stderr.')
   return parser
@@ -55,7 +66,7 @@ def run_main(parser: argparse.ArgumentParser, convert_fn: Callable[..., dict],
 
   Returns:
     Process exit status: 0 on success, 1 on a ConversionError (the message
-    names the file and field at fault).
+    names the file and field at fault, or sums up the skip reasons).
   """
   flags = vars(parser.parse_args(argv))
   flags['show_progress'] = not flags.pop('quiet')

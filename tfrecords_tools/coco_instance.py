@@ -4,8 +4,8 @@
       --annotations coco/annotations/instances_val2017.json \
       --output_prefix out/coco_instance_val
 
-objects365.py with masks always on: per-object `image/object/mask` PNGs from
-the polygons / RLE (crowd regions keep is_crowd = 1) and
+coco_detection.py with masks always on: per-object `image/object/mask` PNGs
+from the polygons / RLE (crowd regions keep is_crowd = 1) and
 `image/object/is_ignored` (0 unless an annotation is flagged or has no
 segmentation).
 """
@@ -15,9 +15,9 @@ import sys
 from typing import List, Optional
 
 from tfrecords_tools import cli
-from tfrecords_tools import objects365
+from tfrecords_tools import coco_detection
 
-convert = functools.partial(objects365.convert, include_masks=True,
+convert = functools.partial(coco_detection.convert, include_masks=True,
                             converter_name='coco_instance')
 
 

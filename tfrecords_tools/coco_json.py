@@ -8,7 +8,7 @@ they mean the wrong or a corrupt file was passed, not a bad image.
 import json
 from typing import Any, Dict, List, Sequence
 
-from tfrecords_tools.tfrecord_writer import ConversionError
+from tfrecords_tools.tfrecord_writer import ConversionError, SkipImage
 
 
 def load(path: str, required_lists: Sequence[str]) -> Dict[str, Any]:
@@ -64,3 +64,15 @@ def sort_key(image_id):
   """Orders ints numerically and strings lexically (deterministic output)."""
   return (0, image_id, '') if isinstance(image_id, int) else (1, 0,
                                                               str(image_id))
+
+
+def check_image_size(image_record: Dict[str, Any], height: int, width: int,
+                     path: str):
+  """Raises SkipImage('size_mismatch') when an `images` record's height and
+  width differ from the image file's `height` x `width`."""
+  json_hw = (image_record['height'], image_record['width'])
+  if json_hw != (height, width):
+    raise SkipImage('size_mismatch',
+                    f'{path}: images[id={image_record["id"]}] says '
+                    f'{json_hw[0]}x{json_hw[1]} but the image file is '
+                    f'{height}x{width}')

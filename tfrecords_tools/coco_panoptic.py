@@ -15,7 +15,8 @@ Documented repairs / drops (counted in the report, errors under --strict):
   unknown_category_id       a segment whose category is not in "categories"
                             -> dropped, its pixels void.
 Skipped images: missing_image, unreadable_image, missing_panoptic_png,
-unreadable_panoptic_png, size_mismatch.
+unreadable_panoptic_png, size_mismatch, no_annotation_entry (an image of
+"images" that no "annotations" entry names).
 """
 
 import dataclasses
@@ -138,8 +139,13 @@ def _panoptic_objects(config: _Config, segment_ids: np.ndarray,
 
 
 def process_image(config: _Config, task) -> ImageResult:
-  """Converts one (image record, annotation record) pair."""
+  """Converts one (image record, annotation record or None) pair."""
   image_record, annotation = task
+  if annotation is None:
+    raise SkipImage('no_annotation_entry',
+                    f'{config.annotations}: images[id={image_record["id"]}] '
+                    f'({image_record["file_name"]}) has no entry in '
+                    '"annotations" (no panoptic PNG names it)')
   where = f'annotations[image_id={image_record["id"]}]'
   image_path, file_name = config.image_path_fn(config.images_dir,
                                                image_record)
@@ -147,12 +153,8 @@ def process_image(config: _Config, task) -> ImageResult:
   png_path = os.path.join(config.masks_dir, annotation['file_name'])
   segment_ids = image_io.load_panoptic_png(png_path)
   image_io.check_same_size(segment_ids.shape, image, png_path)
-  json_hw = (image_record['height'], image_record['width'])
-  if json_hw != (image.height, image.width):
-    raise SkipImage('size_mismatch',
-                    f'{config.annotations}: images[id={image_record["id"]}] '
-                    f'says {json_hw[0]}x{json_hw[1]} but the image is '
-                    f'{image.height}x{image.width}')
+  coco_json.check_image_size(image_record, image.height, image.width,
+                             config.annotations)
   segment_map, class_indices, original_ids, is_crowd, issues = (
       _panoptic_objects(config, segment_ids, annotation['segments_info'],
                         png_path, where))
@@ -167,13 +169,11 @@ def process_image(config: _Config, task) -> ImageResult:
 
 
 def convert(images_dir: str, annotations: str, output_prefix: str,
-            panoptic_masks_dir: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            semantic: bool = False, show_progress: bool = True,
+            panoptic_masks_dir: Optional[str] = None, semantic: bool = False,
             converter_name: str = 'coco_panoptic',
             vocabulary_fn: VocabularyFn = vocabulary_from_categories,
-            image_path_fn: ImagePathFn = image_path_from_file_name
-            ) -> Dict[str, Any]:
+            image_path_fn: ImagePathFn = image_path_from_file_name,
+            **writer_flags) -> Dict[str, Any]:
   """Converts a COCO-panoptic-format dataset; returns the report dict.
 
   Args:
@@ -181,7 +181,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     annotations: the panoptic JSON file.
     output_prefix: output path prefix (see tfrecord_writer).
     panoptic_masks_dir: folder of the PNGs; default `annotations` minus .json.
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
     semantic: merge segments by category (one object per class).
     converter_name: recorded in the report.
     vocabulary_fn: builds the vocabulary and the category id -> index map
@@ -211,6 +212,9 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
           f'{annotations}: annotations[{position}].image_id {image_id} is not '
           'in "images"')
     tasks.append((images_by_id[image_id], annotation))
+  # Listed images without an annotation entry are counted as skipped.
+  tasks.extend((record, None) for image_id, record in images_by_id.items()
+               if image_id not in seen)
   tasks.sort(key=lambda task: coco_json.sort_key(task[0]['id']))
   if panoptic_masks_dir is None:
     panoptic_masks_dir = os.path.splitext(annotations)[0]
@@ -219,13 +223,12 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
                    image_path_fn)
   return tfrecord_writer.write_sharded(
       output_prefix, tasks, functools.partial(process_image, config),
-      vocabulary, num_shards=num_shards, num_workers=num_workers,
-      strict=strict, converter_name=converter_name,
+      vocabulary, converter_name=converter_name,
       vocabulary_metadata={
           'name': os.path.basename(output_prefix),
           'task': 'semantic' if semantic else 'panoptic',
           'source': os.path.basename(annotations)},
-      show_progress=show_progress)
+      **writer_flags)
 
 
 def build_parser(description: str = __doc__):

@@ -3,7 +3,7 @@
 Images that already are 8-bit RGB JPEG/PNG are passed through byte for byte;
 everything else that PIL can decode (grayscale, palette, RGBA, CMYK, 16-bit,
 BMP, ...) is converted to 8-bit RGB and re-encoded as PNG (lossless and
-deterministic). Pass-through files are checked without decoding their
+deterministic); 16-bit values are divided by 257, a fixed scale. Pass-through files are checked without decoding their
 pixels: the header must parse and the file must end with its format's end
 marker (JPEG EOI, PNG IEND), which catches truncated files; a file that fails
 this check is fully decoded and skipped only if that fails too. Missing or
@@ -18,6 +18,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from official_dataseg.evaluation import file_formats
 from tfrecords_tools.tfrecord_writer import SkipImage
 
 _PASS_THROUGH_FORMATS = {'JPEG': 'jpeg', 'PNG': 'png'}
@@ -68,12 +69,17 @@ def _png_bit_depth(data: bytes) -> int:
   return data[24] if len(data) > 24 else 0
 
 
-def _to_rgb8(pil_image: Image.Image) -> np.ndarray:
-  """Returns uint8 [H, W, 3] from any PIL mode (16/32-bit scaled to 8-bit)."""
+def _to_rgb8(pil_image: Image.Image, sixteen_bit: bool) -> np.ndarray:
+  """Returns uint8 [H, W, 3] from any PIL mode.
+
+  Single-channel integer / float modes: 16-bit data (`sixteen_bit`, or an
+  'I;16*' mode) is divided by 257 (65535 -> 255), whatever the image's own
+  range, so a dark image stays dark; other 'I' / 'F' data is taken as 0..255
+  values (clipped). Every other mode goes through PIL's RGB conversion.
+  """
   if pil_image.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
     values = np.asarray(pil_image).astype(np.float64)
-    # 16-bit data (what 'I' holds for 16-bit PNGs) is scaled to 0..255.
-    scale = 257.0 if values.max(initial=0) > 255 else 1.0
+    scale = 257.0 if sixteen_bit or pil_image.mode.startswith('I;16') else 1.0
     gray = np.clip(np.round(values / scale), 0, 255).astype(np.uint8)
     return np.repeat(gray[..., None], 3, axis=-1)
   return np.asarray(pil_image.convert('RGB'))
@@ -104,7 +110,8 @@ def load_image(path: str) -> EncodedImage:
   if image_format and pil_image.mode == 'RGB' and is_8bit:
     return EncodedImage(data, image_format, height, width, '')
   pil_image = _decode_pil(data, path, 'unreadable_image', 'image file')
-  rgb = _to_rgb8(pil_image)
+  rgb = _to_rgb8(pil_image, sixteen_bit=(image_format == 'png' and
+                                         _png_bit_depth(data) == 16))
   mode = pil_image.mode if is_8bit else f'{pil_image.mode}/16-bit'
   return EncodedImage(encode_png(rgb), 'png', height, width,
                       f'{pil_image.format}:{mode}')
@@ -145,8 +152,7 @@ def load_panoptic_png(path: str) -> np.ndarray:
     raise SkipImage('unreadable_panoptic_png',
                     f'{path}: panoptic PNG has mode {pil_image.mode}; '
                     'expected RGB (id = R + 256 G + 256^2 B)')
-  rgb = np.asarray(pil_image).astype(np.int32)
-  return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+  return file_formats.rgb_to_segment_id(np.asarray(pil_image)).astype(np.int32)
 
 
 def check_same_size(label_hw, image: EncodedImage, label_path: str):

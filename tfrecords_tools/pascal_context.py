@@ -38,19 +38,16 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from official_dataseg.text import vocabulary as text_vocabulary
-from tfrecords_tools import ade20k
 from tfrecords_tools import cli
 from tfrecords_tools import semantic_labels
 from tfrecords_tools import tfrecord_writer
 from tfrecords_tools import vocabulary as vocabulary_lib
-from tfrecords_tools import voc
 
 ONE_BASED, ZERO_BASED = 'one_based', 'zero_based'
 _DEFAULT_FORMAT = {59: ONE_BASED, 459: ZERO_BASED}
 # Ignore value of zero-based files: the dtype's maximum (uint8 / uint16).
 _ZERO_BASED_IGNORE = {59: 255, 459: 65535}
 _LABEL_EXTENSIONS = ('.png', '.tif', '.tiff')
-_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 
 
 def label_convention(num_classes: int, label_format: str):
@@ -81,11 +78,12 @@ def list_tasks(images_dir: str, labels_dir: str,
       raise tfrecord_writer.ConversionError(f'{folder}: {flag} is not a '
                                             'folder')
   labels = _files_by_stem(labels_dir, _LABEL_EXTENSIONS)
-  names = voc.read_image_set(image_set) if image_set else sorted(labels)
+  names = (semantic_labels.read_image_set(image_set) if image_set else
+           sorted(labels))
   if not names:
     raise tfrecord_writer.ConversionError(
         f'{labels_dir}: no label files ({", ".join(_LABEL_EXTENSIONS)})')
-  images = _files_by_stem(images_dir, _IMAGE_EXTENSIONS)
+  images = _files_by_stem(images_dir, semantic_labels.IMAGE_EXTENSIONS)
   # A listed name without its files stays a task so it is reported missing.
   return [semantic_labels.SemanticTask(
       os.path.join(images_dir, images.get(name, name + '.jpg')),
@@ -96,9 +94,7 @@ def list_tasks(images_dir: str, labels_dir: str,
 def convert(images_dir: str, annotations: str, output_prefix: str,
             num_classes: int = 59, label_format: Optional[str] = None,
             image_set: Optional[str] = None,
-            vocabulary: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True) -> Dict[str, Any]:
+            vocabulary: Optional[str] = None, **writer_flags) -> Dict[str, Any]:
   """Converts one PASCAL Context split; returns the report dict.
 
   Args:
@@ -111,7 +107,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     image_set: optional list of image names to convert.
     vocabulary: vocabulary JSON; default the built-in
       pascal_context_<num_classes>.json.
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
   """
   if num_classes not in _DEFAULT_FORMAT:
     raise tfrecord_writer.ConversionError(
@@ -126,10 +123,10 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
         f'{vocabulary}: has {len(classes)} classes but --num_classes is '
         f'{num_classes}')
   tasks = list_tasks(images_dir, annotations, image_set)
-  return ade20k.convert_semantic(
-      tasks, classes, ignore_values, output_prefix, num_shards, num_workers,
-      strict, show_progress, f'pascal_context_{num_classes}',
-      os.path.basename(vocabulary), label_offset=label_offset)
+  return semantic_labels.convert_semantic(
+      tasks, classes, ignore_values, output_prefix,
+      f'pascal_context_{num_classes}', os.path.basename(vocabulary),
+      label_offset=label_offset, **writer_flags)
 
 
 def build_parser():

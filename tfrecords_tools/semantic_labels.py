@@ -1,4 +1,7 @@
-"""Shared per-image conversion of semantic label PNGs (ADE20K, VOC, Context).
+"""What the semantic label-PNG converters share (ADE20K, VOC, PASCAL Context).
+
+Pairing images with label files, image-set lists, the per-image conversion and
+the writing of a semantic dataset.
 
 One object per class present; the segment map holds k for the k-th present
 class in vocabulary order, 0 for ignore pixels. Label values that are neither
@@ -7,7 +10,9 @@ a vocabulary id nor an ignore value are voided and counted as the repair
 """
 
 import dataclasses
-from typing import Dict, Sequence, Tuple
+import functools
+import os
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -15,6 +20,8 @@ from tfrecords_tools import example_builder
 from tfrecords_tools import image_io
 from tfrecords_tools import tfrecord_writer
 from tfrecords_tools.tfrecord_writer import Issue, ImageResult
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 
 
 @dataclasses.dataclass
@@ -101,3 +108,66 @@ def check_vocabulary_ids(vocabulary: Sequence[dict], ignore_values,
       raise tfrecord_writer.ConversionError(
           f'{source}: class "{entry["name"]}" has id {entry["id"]} (label '
           f'value {value}), which is an ignore value {list(ignore_values)}')
+
+
+def read_image_set(path: str) -> List[str]:
+  """Image names (one per line) of an ImageSets list file."""
+  if not os.path.isfile(path):
+    raise tfrecord_writer.ConversionError(f'{path}: image-set list not found')
+  with open(path) as f:
+    names = [line.split()[0] for line in f if line.strip()]
+  if not names:
+    raise tfrecord_writer.ConversionError(f'{path}: image-set list is empty')
+  if len(set(names)) != len(names):
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    raise tfrecord_writer.ConversionError(
+        f'{path}: image names {duplicated[:5]} are listed more than once')
+  return names
+
+
+def list_image_label_pairs(images_dir: str, labels_dir: str,
+                           image_names=None) -> List[SemanticTask]:
+  """Tasks for every image in `images_dir` (or `image_names`), sorted."""
+  if not os.path.isdir(images_dir):
+    raise tfrecord_writer.ConversionError(f'{images_dir}: --images_dir is not '
+                                          'a folder')
+  if not os.path.isdir(labels_dir):
+    raise tfrecord_writer.ConversionError(f'{labels_dir}: --annotations is '
+                                          'not a folder')
+  if image_names is None:
+    files = sorted(f for f in os.listdir(images_dir)
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+  else:
+    by_stem = {os.path.splitext(f)[0]: f for f in os.listdir(images_dir)}
+    # A listed name without its image stays a task so it is reported missing.
+    files = [by_stem.get(name, name + '.jpg') for name in image_names]
+  if not files:
+    raise tfrecord_writer.ConversionError(f'{images_dir}: no images found')
+  return [SemanticTask(
+      os.path.join(images_dir, f),
+      os.path.join(labels_dir, os.path.splitext(f)[0] + '.png'),
+      os.path.splitext(f)[0], f) for f in files]
+
+
+def convert_semantic(tasks: Sequence[SemanticTask],
+                     vocabulary: Sequence[Dict[str, Any]],
+                     ignore_values: Sequence[int], output_prefix: str,
+                     converter_name: str, source: str, label_offset: int = 0,
+                     **writer_flags) -> Dict[str, Any]:
+  """Writes semantic tasks with `vocabulary` (shared by ADE / VOC / Context).
+
+  A class's label value in the label files is its vocabulary id minus
+  `label_offset` (0 for ADE / VOC, 1 for zero-based PASCAL Context files).
+  `writer_flags` go to tfrecord_writer.write_sharded (num_shards, ...).
+  """
+  check_vocabulary_ids(vocabulary, ignore_values, source, label_offset)
+  config = SemanticConfig(
+      {c['id'] - label_offset: c['index'] for c in vocabulary},
+      tuple(ignore_values), original_id_offset=label_offset)
+  return tfrecord_writer.write_sharded(
+      output_prefix, tasks,
+      functools.partial(process_image, config), vocabulary,
+      converter_name=converter_name,
+      vocabulary_metadata={'name': os.path.basename(output_prefix),
+                           'task': 'semantic', 'source': source},
+      **writer_flags)

@@ -25,6 +25,8 @@ from PIL import Image
 from pycocotools import mask as mask_api
 from scipy import ndimage
 
+from official_dataseg.evaluation import file_formats
+from official_dataseg.text import vocabulary as text_vocabulary
 from tfrecords_tools import synthetic_scenes
 
 DATASETS = ('ade', 'coco', 'o365', 'voc')
@@ -38,14 +40,12 @@ _CROWD_FRACTION = 0.1    # COCO thing segments marked as crowd.
 
 def vocabulary_path(name: str) -> str:
   """Path of official_dataseg/text/vocabularies/synthetic_<name>.json."""
-  import official_dataseg.text  # pylint: disable=g-import-not-at-top
-  return os.path.join(os.path.dirname(official_dataseg.text.__file__),
-                      'vocabularies', f'synthetic_{name}.json')
+  return text_vocabulary.vocabulary_path(f'synthetic_{name}')
 
 
 def _load_classes(name: str) -> List[Dict[str, Any]]:
-  with open(vocabulary_path(name)) as f:
-    return json.load(f)['classes']
+  return [c.to_json_dict() for c in
+          text_vocabulary.load_vocabulary(f'synthetic_{name}').classes]
 
 
 def _save_jpeg(path: str, image: np.ndarray):
@@ -162,8 +162,7 @@ def write_coco(root: str, seed: int, counts: Dict[str, int]) -> Dict[str, Any]:
             'id': segment_id, 'category_id': category_id,
             'iscrowd': int(is_thing and rng.random() < _CROWD_FRACTION),
             'bbox': _xywh(mask), 'area': int(mask.sum())})
-      rgb = np.stack([panoptic_ids % 256, panoptic_ids // 256 % 256,
-                      panoptic_ids // 65536], axis=-1).astype(np.uint8)
+      rgb = file_formats.segment_id_to_rgb(panoptic_ids)
       _save_jpeg(os.path.join(base, f'{split}2017', file_stem + '.jpg'),
                  scene.image)
       _save_png(os.path.join(png_dir, file_stem + '.png'),
@@ -312,8 +311,9 @@ def convert_all(raw_paths: Dict[str, Dict[str, Dict[str, str]]],
     prefixes[dataset] = {}
     for split, kwargs in splits.items():
       prefix = os.path.join(tfrecord_dir, f'synthetic_{dataset}_{split}')
+      # The suite is regenerated as a whole: its own earlier outputs go.
       common_kwargs = dict(output_prefix=prefix, num_shards=num_shards,
-                           num_workers=num_workers, strict=True,
+                           num_workers=num_workers, strict=True, overwrite=True,
                            show_progress=show_progress, **kwargs)
       if dataset == 'ade':
         ade20k.convert(**common_kwargs)

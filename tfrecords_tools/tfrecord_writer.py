@@ -2,15 +2,24 @@
 
 A converter turns its raw layout into a sorted list of picklable per-image
 tasks and a top-level `process_fn(task) -> ImageResult`. `write_sharded` maps
-`process_fn` over the tasks (in a process pool when `num_workers > 0`), keeps
-the input order, writes example i to shard `i % num_shards`, and writes beside
-the shards:
+`process_fn` over the tasks (in a pool of spawned processes when
+`num_workers > 0`), keeps the input order, writes example i to shard
+`i % num_shards`, and writes beside the shards:
   <prefix>-vocabulary.json          the class list in index order;
   <prefix>-category_frequency.json  per class: images containing it;
   <prefix>-report.json              images written / skipped and why, objects
-                                    dropped and why, pixel repairs.
+                                    dropped and why, pixel repairs;
+  <prefix>-manifest.json            written last: the shards and their record
+                                    counts (`official_dataseg.dataloaders.
+                                    record_set`), the mark of a finished run.
 Every file is first written as `*.tmp` and renamed only when the whole run
-succeeded, so an interrupted run never leaves a half-written shard behind.
+succeeded; the input pipeline reads only shards a manifest lists, so an
+interrupted run never leaves shards that look complete. A run that writes no
+image, skips more than `max_skip_fraction` of them, or writes no object at
+all (every one dropped or voided), fails with a one-line summary of the
+reasons and leaves nothing. A previous run's outputs are
+never silently mixed with a new run's: they are refused unless `overwrite`,
+which removes them first; leftover `*.tmp` files of a killed run are removed.
 Nothing time- or machine-dependent goes into any output: the same input and
 flags give byte-identical files.
 """
@@ -20,11 +29,14 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
+
+from official_dataseg.dataloaders import record_set
 
 # Issue kinds an ImageResult can carry. A skip drops the whole image, a drop
 # removes one object, a repair changes the data (e.g. voids unknown pixels).
@@ -33,6 +45,12 @@ ISSUE_DROP = 'drop'
 ISSUE_REPAIR = 'repair'
 _MAX_MESSAGES_PER_REASON = 10
 _PROGRESS_INTERVAL_S = 5.0
+# Default of --max_skip_fraction: a few broken files in a large dataset pass, a
+# wrong --images_dir (every image missing) does not.
+DEFAULT_MAX_SKIP_FRACTION = 0.01
+# TensorFlow is imported (and may run threads) before the pool starts: forking
+# it can deadlock a worker, so workers start as fresh interpreters.
+_WORKER_START_METHOD = 'spawn'
 
 
 class ConversionError(ValueError):
@@ -92,13 +110,8 @@ class _GuardedFn:
     return guarded(self._process_fn, task)
 
 
-def shard_paths(output_prefix: str, num_shards: int) -> List[str]:
-  """Returns `<prefix>-0000i-of-0000n.tfrecord` for i in range(num_shards)."""
-  return ['%s-%05d-of-%05d.tfrecord' % (output_prefix, i, num_shards)
-          for i in range(num_shards)]
-
-
-def _write_json_atomic(path: str, content: Any, pending: List[str]):
+def _stage_json(path: str, content: Any, pending: List[str]):
+  """Writes `path.tmp`; `write_sharded` renames every staged file once the run succeeded."""
   with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
     f.write(json.dumps(content, indent=1, sort_keys=True) + '\n')
   pending.append(path)
@@ -174,6 +187,80 @@ def _progress_line(name, report, num_tasks, start_time, final=False):
   print(line + (' (done)' if final else ''), file=sys.stderr, flush=True)
 
 
+def _existing_outputs(output_prefix: str) -> Tuple[List[str], List[str]]:
+  """(finished files, `*.tmp` files) a run with `output_prefix` writes, found on disk."""
+  folder = os.path.dirname(output_prefix) or '.'
+  if not tf.io.gfile.isdir(folder):
+    return [], []
+  base = re.escape(os.path.basename(output_prefix))
+  suffixes = '|'.join(re.escape(s) for s in record_set.SIDE_FILE_SUFFIXES +
+                      (record_set.MANIFEST_SUFFIX,))
+  # Temporary names: `NAME.tmp` (staged here), `NAME.<8 hex>.tmp` (atomic_write).
+  output_name = re.compile(
+      rf'^{base}(-\d{{5}}-of-\d{{5}}\.tfrecord|{suffixes})((\.[0-9a-f]{{8}})?\.tmp)?$')
+  finished, temporary = [], []
+  for name in sorted(tf.io.gfile.listdir(folder)):
+    match = output_name.match(name)
+    if match:
+      (temporary if match.group(2) else finished).append(os.path.join(folder, name))
+  return finished, temporary
+
+
+def _clear_previous_run(output_prefix: str, overwrite: bool, converter_name: str):
+  """Removes a killed run's `*.tmp` files; refuses or (overwrite) removes a previous run.
+
+  Raises:
+    ConversionError: previous outputs exist and `overwrite` is False.
+  """
+  finished, temporary = _existing_outputs(output_prefix)
+  if finished and not overwrite:
+    manifest = output_prefix + record_set.MANIFEST_SUFFIX
+    state = ('a finished run' if manifest in finished else
+             'an unfinished run (no manifest)')
+    names = ', '.join(os.path.basename(f) for f in finished[:3])
+    raise ConversionError(
+        f'{output_prefix}: {len(finished)} output file(s) of {state} exist '
+        f'({names}{", ..." if len(finished) > 3 else ""}); pass --overwrite to '
+        'remove them first, or choose another --output_prefix')
+  # The manifest goes first: a removal cut short leaves no set that looks whole.
+  finished.sort(key=lambda f: not f.endswith(record_set.MANIFEST_SUFFIX))
+  for path in finished + temporary:
+    tf.io.gfile.remove(path)
+  if temporary:
+    print(f'[{converter_name}] removed {len(temporary)} temporary file(s) of '
+          f'an unfinished run ({os.path.basename(temporary[0])}, ...)',
+          file=sys.stderr, flush=True)
+
+
+def _check_skips(report: '_Report', max_skip_fraction: float,
+                 converter_name: str):
+  """Raises ConversionError when no image, too large a fraction of them, or
+  no object at all was kept."""
+  if report.images_written and not report.objects_written:
+    issues = report.counts[ISSUE_DROP] + report.counts[ISSUE_REPAIR]
+    reasons = ', '.join(f'{r}: {n}' for r, n in issues.most_common())
+    first = (f'; first: {report.messages[issues.most_common(1)[0][0]][0]}'
+             if issues else '')
+    raise ConversionError(
+        f'{converter_name}: no object was written '
+        f'({reasons or "the annotations list none"}); nothing written{first}')
+  skipped = sum(report.counts[ISSUE_SKIP].values())
+  if report.images_written > 0 and skipped <= max_skip_fraction * max(
+      report.images_seen, 1):
+    return
+  reasons = ', '.join(f'{reason}: {count}' for reason, count in
+                      report.counts[ISSUE_SKIP].most_common())
+  top_reason = report.counts[ISSUE_SKIP].most_common(1)
+  example = report.messages[top_reason[0][0]][0] if top_reason else ''
+  limit = ('no image was written' if report.images_written == 0 else
+           f'more than --max_skip_fraction={max_skip_fraction:g}')
+  raise ConversionError(
+      f'{converter_name}: skipped {skipped} of {report.images_seen} images '
+      f'({reasons or "no input images"}): {limit}; nothing written'
+      + (f'; first: {example}' if example else '') +
+      ' (check --images_dir / --annotations, or raise --max_skip_fraction)')
+
+
 def write_sharded(
     output_prefix: str,
     tasks: Sequence[Any],
@@ -185,8 +272,10 @@ def write_sharded(
     converter_name: str = 'converter',
     vocabulary_metadata: Optional[Dict[str, Any]] = None,
     show_progress: bool = True,
+    overwrite: bool = False,
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
 ) -> Dict[str, Any]:
-  """Converts `tasks` into sharded TFRecords plus the three JSON side files.
+  """Converts `tasks` into sharded TFRecords plus the JSON side files.
 
   Args:
     output_prefix: path prefix; its folder is created when missing.
@@ -201,17 +290,25 @@ def write_sharded(
     converter_name: recorded in the report and the progress line.
     vocabulary_metadata: extra top-level fields of the vocabulary file.
     show_progress: print a progress line to stderr every few seconds.
+    overwrite: remove a previous run's outputs of `output_prefix` first
+      (without it, their presence is an error).
+    max_skip_fraction: fail when more than this fraction of the images is
+      skipped (a run that writes no image always fails).
 
   Returns:
     The report dict (also written to `<prefix>-report.json`).
 
   Raises:
-    ConversionError: on fatal input errors, or any issue under `strict`.
+    ConversionError: on fatal input errors, too many skips, previous outputs
+      without `overwrite`, or any issue under `strict`.
   """
   if num_shards < 1:
     raise ConversionError(f'--num_shards must be >= 1, got {num_shards}')
   if num_workers < 0:
     raise ConversionError(f'--num_workers must be >= 0, got {num_workers}')
+  if not 0.0 <= max_skip_fraction <= 1.0:
+    raise ConversionError('--max_skip_fraction must be in [0, 1], got '
+                          f'{max_skip_fraction}')
   for position, entry in enumerate(vocabulary):
     if entry['index'] != position:
       raise ConversionError(
@@ -220,21 +317,20 @@ def write_sharded(
   output_dir = os.path.dirname(output_prefix)
   if output_dir:
     tf.io.gfile.makedirs(output_dir)
+  _clear_previous_run(output_prefix, overwrite, converter_name)
 
-  paths = shard_paths(output_prefix, num_shards)
+  paths = record_set.shard_paths(output_prefix, num_shards)
+  side_paths = [output_prefix + s for s in record_set.SIDE_FILE_SUFFIXES]
   pending = []  # Final paths whose `.tmp` twin is complete.
   report = _Report(strict)
   image_counts = [0] * len(vocabulary)
+  shard_counts = [0] * num_shards
   writers = [tf.io.TFRecordWriter(path + '.tmp') for path in paths]
   pool = None
   start_time = last_progress = time.time()
   try:
     if num_workers > 0:
-      # fork keeps start-up cheap (no re-import of TensorFlow per worker); the
-      # workers only use NumPy, PIL, pycocotools and protobuf.
-      context = multiprocessing.get_context(
-          'fork' if 'fork' in multiprocessing.get_all_start_methods()
-          else None)
+      context = multiprocessing.get_context(_WORKER_START_METHOD)
       pool = context.Pool(num_workers)
       results = pool.imap(_GuardedFn(process_fn), tasks,
                           chunksize=max(1, min(16, len(tasks) //
@@ -244,8 +340,9 @@ def write_sharded(
     for result in results:
       report.add(result)
       if result.serialized_example is not None:
-        writers[(report.images_written - 1) % num_shards].write(
-            result.serialized_example)
+        shard = (report.images_written - 1) % num_shards
+        writers[shard].write(result.serialized_example)
+        shard_counts[shard] += 1
         for index in result.class_indices:
           image_counts[index] += 1
       if show_progress and time.time() - last_progress > _PROGRESS_INTERVAL_S:
@@ -253,6 +350,7 @@ def write_sharded(
         _progress_line(converter_name, report, len(tasks), start_time)
     for writer in writers:
       writer.close()
+    _check_skips(report, max_skip_fraction, converter_name)
     pending.extend(paths)
 
     # The format of official_dataseg/text/vocabularies/*.json, loadable by
@@ -261,19 +359,18 @@ def write_sharded(
     metadata.setdefault('dataset', f'written by tfrecords_tools.{converter_name}')
     metadata.setdefault('cleaning', [])
     metadata['classes'] = [dict(c) for c in vocabulary]
-    _write_json_atomic(output_prefix + '-vocabulary.json', metadata, pending)
-    _write_json_atomic(
-        output_prefix + '-category_frequency.json',
+    _stage_json(side_paths[0], metadata, pending)
+    _stage_json(
+        side_paths[1],
         category_frequency(vocabulary, image_counts, report.images_written),
         pending)
     report_json = report.to_json(converter_name, num_shards)
     report_json['shards'] = [os.path.basename(p) for p in paths]
-    _write_json_atomic(output_prefix + '-report.json', report_json, pending)
+    _stage_json(side_paths[2], report_json, pending)
   except BaseException:
     for writer in writers:
       writer.close()
-    for path in paths + [output_prefix + suffix for suffix in (
-        '-vocabulary.json', '-category_frequency.json', '-report.json')]:
+    for path in paths + side_paths:
       if tf.io.gfile.exists(path + '.tmp'):
         tf.io.gfile.remove(path + '.tmp')
     raise
@@ -283,6 +380,8 @@ def write_sharded(
       pool.join()
   for path in pending:
     tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  record_set.write_manifest(output_prefix, paths, shard_counts, converter_name,
+                            side_paths[0])
   if show_progress:
     _progress_line(converter_name, report, len(tasks), start_time, final=True)
   return report_json

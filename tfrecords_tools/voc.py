@@ -17,34 +17,16 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
-from tfrecords_tools import ade20k
 from tfrecords_tools import cli
-from tfrecords_tools import tfrecord_writer
+from tfrecords_tools import semantic_labels
 from tfrecords_tools import vocabulary as vocabulary_lib
 
 VOC_IGNORE_VALUES = (255,)
 
 
-def read_image_set(path: str) -> List[str]:
-  """Image names (one per line) of an ImageSets list file."""
-  if not os.path.isfile(path):
-    raise tfrecord_writer.ConversionError(f'{path}: image-set list not found')
-  with open(path) as f:
-    names = [line.split()[0] for line in f if line.strip()]
-  if not names:
-    raise tfrecord_writer.ConversionError(f'{path}: image-set list is empty')
-  if len(set(names)) != len(names):
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    raise tfrecord_writer.ConversionError(
-        f'{path}: image names {duplicated[:5]} are listed more than once')
-  return names
-
-
 def convert(images_dir: str, annotations: str, output_prefix: str,
             split: str = 'val', image_set: Optional[str] = None,
-            vocabulary: Optional[str] = None, num_shards: int = 1,
-            num_workers: int = 0, strict: bool = False,
-            show_progress: bool = True) -> Dict[str, Any]:
+            vocabulary: Optional[str] = None, **writer_flags) -> Dict[str, Any]:
   """Converts one VOC segmentation split; returns the report dict.
 
   Args:
@@ -54,7 +36,8 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
     split: name of the ImageSets/Segmentation list (train / val / trainval).
     image_set: explicit list file, overriding `split`.
     vocabulary: optional vocabulary JSON (ids = label values).
-    num_shards, num_workers, strict, show_progress: see tfrecord_writer.
+    **writer_flags: num_shards, num_workers, strict, show_progress,
+      overwrite, max_skip_fraction of tfrecord_writer.write_sharded.
   """
   if image_set is None:
     image_set = os.path.join(os.path.dirname(os.path.normpath(annotations)),
@@ -66,12 +49,11 @@ def convert(images_dir: str, annotations: str, output_prefix: str,
         vocabulary_lib.VOC_CLASS_NAMES,
         is_thing=[False] + [True] * (len(vocabulary_lib.VOC_CLASS_NAMES) - 1))
     source = 'PASCAL VOC 2012 (21 classes)'
-  tasks = ade20k.list_image_label_pairs(images_dir, annotations,
-                                        read_image_set(image_set))
-  return ade20k.convert_semantic(tasks, classes, VOC_IGNORE_VALUES,
-                                 output_prefix, num_shards, num_workers,
-                                 strict, show_progress, 'voc',
-                                 os.path.basename(source))
+  tasks = semantic_labels.list_image_label_pairs(
+      images_dir, annotations, semantic_labels.read_image_set(image_set))
+  return semantic_labels.convert_semantic(
+      tasks, classes, VOC_IGNORE_VALUES, output_prefix, 'voc',
+      os.path.basename(source), **writer_flags)
 
 
 def build_parser():

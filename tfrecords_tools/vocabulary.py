@@ -6,10 +6,11 @@ of `official_dataseg/text/vocabularies/*.json`. Index i is the contiguous
 category id (or label value).
 """
 
-import json
 import os
+import re
 from typing import Any, Dict, List, Sequence
 
+from official_dataseg.text import vocabulary as text_vocabulary
 from tfrecords_tools.tfrecord_writer import ConversionError
 
 # PASCAL VOC 2012 segmentation classes by label value (0 = background).
@@ -62,35 +63,29 @@ def from_names(names: Sequence[str], first_id: int = 0,
 
 
 def load_json(path: str) -> List[Dict[str, Any]]:
-  """Reads a vocabulary JSON (official_dataseg/text/vocabularies format)."""
+  """Class entries of a vocabulary JSON, read and checked by the one vocabulary
+  loader (`official_dataseg.text.vocabulary.load_vocabulary`); extra per-class
+  fields (e.g. Cityscapes `train_id`) are kept.
+
+  Raises:
+    ConversionError: naming the file and what is wrong with it.
+  """
   try:
-    with open(path) as f:
-      content = json.load(f)
-  except (OSError, json.JSONDecodeError) as error:
-    raise ConversionError(f'{path}: cannot read vocabulary JSON ({error})')
-  classes = content.get('classes') if isinstance(content, dict) else None
-  if not classes:
-    raise ConversionError(f'{path}: expected a "classes" list')
-  entries = []
-  for position, entry in enumerate(classes):
-    for key in ('index', 'id', 'name'):
-      if key not in entry:
-        raise ConversionError(f'{path}: classes[{position}] has no "{key}"')
-    if entry['index'] != position:
-      raise ConversionError(f'{path}: classes[{position}] has index '
-                            f'{entry["index"]}; expected {position}')
-    entries.append(make_entry(position, entry['id'], entry['name'],
-                              entry.get('is_thing', False),
-                              entry.get('synonyms', ())))
-    entries[-1]['display_name'] = entry.get('display_name', entry['name'])
-  return entries
+    vocabulary = text_vocabulary.load_vocabulary(path)
+  except (OSError, ValueError) as error:
+    raise ConversionError(f'{path}: not a usable vocabulary file ({error})')
+  return [c.to_json_dict() for c in vocabulary.classes]
 
 
 def load_ade_object_info(path: str) -> List[Dict[str, Any]]:
   """Parses ADEChallengeData2016's objectInfo150 table (tab separated).
 
-  Columns: Idx, Ratio, Train, Val, Name; Name holds ';'-separated synonyms
-  (the first is the class name). Idx is the label value in the PNGs.
+  Columns: Idx, Ratio, Train, Val, Name. Name lists WordNet synonyms
+  separated by ', ' (objectInfo150.txt, e.g. 'building, edifice') or ';'
+  (objectInfo150.csv); the entry's `name` is the terms joined by ', ' (as in
+  the built-in ade20k_semantic vocabulary, whichever separator the file
+  uses), `display_name` the first term and `synonyms` the others. Idx is the label value in the
+  PNGs.
   """
   if not os.path.isfile(path):
     raise ConversionError(f'{path}: ADE class table not found; pass '
@@ -112,7 +107,10 @@ def load_ade_object_info(path: str) -> List[Dict[str, Any]]:
   rows.sort()
   entries = []
   for index, (label_value, names) in enumerate(rows):
-    synonyms = [n.strip() for n in names.split(';') if n.strip()]
-    entries.append(make_entry(index, label_value, synonyms[0], False,
-                              synonyms[1:]))
+    terms = [t.strip() for t in re.split(r'[;,]', names) if t.strip()]
+    if not terms:
+      raise ConversionError(f'{path}: Idx {label_value} has an empty Name')
+    entries.append(make_entry(index, label_value, ', '.join(terms), False,
+                              terms[1:]))
+    entries[-1]['display_name'] = terms[0]
   return entries

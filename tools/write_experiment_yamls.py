@@ -18,6 +18,7 @@ import yaml  # pylint: disable=g-import-not-at-top
 
 from official.core import exp_factory
 from official_dataseg.configs import dataseg as dataseg_config
+from official_dataseg.utils import atomic_write
 from official_dataseg.utils import experiment as experiment_lib
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -68,9 +69,8 @@ def main() -> int:
       continue
     stale.append(file_name)
     if not args.check:
-      with open(path + '.tmp', 'w') as f:
+      with atomic_write.atomic_write(path) as f:
         f.write(text)
-      os.replace(path + '.tmp', path)
       print(f'wrote {path}')
   if args.check and stale:
     print(f'out of date: {stale}; run python tools/write_experiment_yamls.py', file=sys.stderr)

@@ -1,6 +1,7 @@
 """tf.data pipelines of a DataConfig: one dataset per training batch, eval per dataset.
 
-Per dataset, Model Garden's `InputReader` does the sharded file reading, file
+Per dataset, `record_set` picks the shards of finished conversions that `input_path` matches
+and checks their vocabulary against the config's; Model Garden's `InputReader` then does the sharded file reading, file
 and example shuffling (seeded by `DataConfig.seed`), interleave, per-replica
 batching and prefetch. Between the example shuffle and the parser this module
 adds (as InputReader's `sample_fn`) optional repeat-factor sampling and the
@@ -22,8 +23,10 @@ from official.core import input_reader
 from official_dataseg import common
 from official_dataseg.dataloaders import dataseg_parser
 from official_dataseg.dataloaders import dataset_sampling
+from official_dataseg.dataloaders import record_set
 from official_dataseg.dataloaders import repeat_factor
 from official_dataseg.dataloaders import tf_example_decoder
+from official_dataseg.text import vocabulary as vocabulary_lib
 
 # Keeps the augmentation seeds of different datasets apart.
 _DATASET_SEED_STRIDE = 1009
@@ -44,38 +47,50 @@ def _check_data_config(data_config) -> None:
 
 
 def select_input_files(dataset_config) -> str:
-  """`input_path`, narrowed to the first `data_fraction` of its files (sorted) when < 1.
+  """The shards of finished conversions that `input_path` matches, narrowed to the first
+  `data_fraction` of them (sorted) when < 1; the records' vocabulary is checked against
+  `vocabulary` (when set) before anything is read.
 
   Returns:
-    A comma-separated file list (or `input_path` unchanged when the fraction is 1).
+    A comma-separated file list.
 
   Raises:
-    ValueError: `data_fraction` outside (0, 1], or no file matches `input_path`.
+    ValueError: `data_fraction` outside (0, 1].
+    record_set.RecordSetError: no finished record set matches `input_path`, or its vocabulary
+      differs from `vocabulary` (the message names the dataset, both files and the first
+      mismatching class).
   """
   fraction = dataset_config.data_fraction
   if not 0.0 < fraction <= 1.0:
     raise ValueError(f'Dataset {dataset_config.name!r}: data_fraction must be in (0, 1], '
                      f'got {fraction}.')
-  if fraction == 1.0:
-    return dataset_config.input_path
-  files = sorted({f for pattern in dataset_config.input_path.split(',')
-                  for f in tf.io.gfile.glob(pattern.strip())})
-  if not files:
-    raise ValueError(f'Dataset {dataset_config.name!r}: no file matches input_path '
-                     f'{dataset_config.input_path!r}.')
+  record_sets = record_set.resolve(dataset_config.input_path, dataset_config.name)
+  if dataset_config.vocabulary:
+    for records in record_sets:
+      record_set.check_vocabulary(records, dataset_config.name, dataset_config.vocabulary)
+  files = sorted(f for records in record_sets for f in records.shards)
   # Whole files, so every host reads the same subset; at least one file.
   num_files = max(1, math.ceil(fraction * len(files) - 1e-9))
   return ','.join(files[:num_files])
 
 
-def _category_factors(dataset_config):
-  """[C] category repeat factors, or None when repeat-factor sampling is off."""
+def _category_factors(dataset_config, input_files: str):
+  """[C] category repeat factors, or None when repeat-factor sampling is off.
+
+  Raises:
+    ValueError: the frequency file's class count differs from the vocabulary's.
+  """
   if dataset_config.repeat_factor_threshold <= 0:
     return None
   path = (dataset_config.category_frequency_file or
-          repeat_factor.default_category_frequency_path(
-              dataset_config.input_path))
+          repeat_factor.default_category_frequency_path(input_files))
   num_images, image_count = repeat_factor.load_category_frequency(path)
+  if dataset_config.vocabulary:
+    num_classes = vocabulary_lib.load_vocabulary(dataset_config.vocabulary).num_classes
+    if len(image_count) != num_classes:
+      raise record_set.RecordSetError(
+          f'dataset {dataset_config.name!r}: {path} counts {len(image_count)} classes but '
+          f'vocabulary {dataset_config.vocabulary!r} has {num_classes}')
   return repeat_factor.category_repeat_factors(
       image_count, num_images, dataset_config.repeat_factor_threshold)
 
@@ -102,9 +117,9 @@ def build_dataset_reader(data_config, dataset_id: int, is_training: bool,
   decoder = tf_example_decoder.DataSegDecoder(
       include_instance_masks=(not is_training and
                               dataset_config.task_type == common.TASK_INSTANCE))
+  input_files = select_input_files(dataset_config)
   reader_config = data_config.replace(
-      input_path=select_input_files(dataset_config), is_training=is_training,
-      drop_remainder=is_training)
+      input_path=input_files, is_training=is_training, drop_remainder=is_training)
   parse = parser.parse_fn(is_training)
 
   if not is_training:
@@ -114,7 +129,7 @@ def build_dataset_reader(data_config, dataset_id: int, is_training: bool,
 
   num_pipelines = input_context.num_input_pipelines if input_context else 1
   pipeline_id = input_context.input_pipeline_id if input_context else 0
-  category_factors = _category_factors(dataset_config)
+  category_factors = _category_factors(dataset_config, input_files)
   augmentation_seed = seed * _DATASET_SEED_STRIDE + dataset_id
 
   def sample_fn(serialized_dataset):

@@ -14,7 +14,6 @@ form {"num_images": N, "classes": [{"index": c, "image_count": n_c, ...}]} is
 read too.
 """
 import json
-import re
 from typing import Tuple
 
 import numpy as np
@@ -22,15 +21,21 @@ import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from official.core import input_reader
 from official_dataseg import common
-
-_SHARD_SUFFIX = re.compile(r'(-\d{5}-of-\d{5})?(\.tfrecord)?$')
-CATEGORY_FREQUENCY_SUFFIX = '-category_frequency.json'
+from official_dataseg.dataloaders import record_set
 
 
 def default_category_frequency_path(input_path: str) -> str:
-  """`<prefix>-category_frequency.json` of the first shard of `input_path`."""
+  """`<prefix>-category_frequency.json` of the first shard of `input_path`.
+
+  Raises:
+    ValueError: the first file is not named like a converter's shard.
+  """
   first_shard = sorted(input_reader.match_files(input_path))[0]
-  return _SHARD_SUFFIX.sub('', first_shard, count=1) + CATEGORY_FREQUENCY_SUFFIX
+  prefix = record_set.prefix_of_shard(first_shard)
+  if prefix is None:
+    raise ValueError(f'{first_shard} is not named PREFIX-iiiii-of-nnnnn.tfrecord: set '
+                     'DatasetConfig.category_frequency_file')
+  return prefix + record_set.CATEGORY_FREQUENCY_SUFFIX
 
 
 def load_category_frequency(path: str) -> Tuple[int, np.ndarray]:
@@ -95,13 +100,18 @@ def image_repeat_factor(classes: tf.Tensor,
                         category_factors: tf.Tensor) -> tf.Tensor:
   """float32 []: max of the factors of `classes` (int32 [K]); 1 when K = 0.
 
-  Out-of-range class indices (a vocabulary mismatch) count as factor 1.
+  Raises (when run):
+    InvalidArgumentError: a class index outside [0, C): the records index another class list
+      than the category frequency file.
   """
-  num_categories = tf.shape(category_factors)[0]
-  in_range = (classes >= 0) & (classes < num_categories)
-  factors = tf.gather(category_factors,
-                      tf.where(in_range, classes, tf.zeros_like(classes)))
-  factors = tf.where(in_range, factors, tf.ones_like(factors))
+  num_categories = tf.shape(category_factors, out_type=classes.dtype)[0]
+  in_range = tf.debugging.Assert(
+      tf.reduce_all((classes >= 0) & (classes < num_categories)),
+      ['repeat-factor sampling: a class index of the record is outside [0, number of classes '
+       'of the category frequency file); classes:', classes, 'number of classes:',
+       num_categories])
+  with tf.control_dependencies([in_range]):
+    factors = tf.gather(category_factors, classes)
   return tf.reduce_max(tf.concat([[1.0], factors], axis=0))
 
 

@@ -15,6 +15,7 @@ from official_dataseg.evaluation import instance_metrics
 from official_dataseg.evaluation import original_size
 from official_dataseg.evaluation import panoptic_metrics
 from official_dataseg.evaluation import postprocessing
+from official_dataseg.evaluation import report
 from official_dataseg.evaluation import semantic_metrics
 from official_dataseg.ops import mask_bits
 
@@ -122,13 +123,6 @@ class DatasetEvaluator:
 
   def result(self) -> Dict[str, float]:
     """The dataset's headline metrics (percent) and the number of images scored."""
-    task_type = self.config.task_type
-    if task_type == common.TASK_SEMANTIC:
-      raw = self.metric.result()
-      metrics = {'mIoU': 100.0 * raw['mIoU'], 'pixel_accuracy': 100.0 * raw['pixel_accuracy']}
-    elif task_type == common.TASK_PANOPTIC:
-      metrics = dict(self.metric.flat_result())
-    else:
-      metrics = {f'mask_{k}': 100.0 * v for k, v in self.metric.result().items()}
+    metrics = report.headline_metrics(self.config.task_type, self.metric.result())
     metrics['num_images'] = float(self.num_images)
     return metrics

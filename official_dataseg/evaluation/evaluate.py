@@ -30,7 +30,9 @@ from pycocotools import coco as coco_api
 from official_dataseg.evaluation import file_formats
 from official_dataseg.evaluation import instance_metrics
 from official_dataseg.evaluation import panoptic_metrics
+from official_dataseg.evaluation import report
 from official_dataseg.evaluation import semantic_metrics
+from official_dataseg.utils import atomic_write
 
 
 def _default_folder(json_path: str) -> str:
@@ -121,26 +123,6 @@ def evaluate_semantic(gt_folder: str, pred_folder: str, num_classes: int,
   return evaluator.result()
 
 
-def format_table(task: str, results: Dict[str, Any]) -> str:
-  """A small fixed-width table of the headline metrics, in percent."""
-  lines = []
-  if task == 'panoptic':
-    lines.append(f'{"":8s} {"PQ":>6s} {"SQ":>6s} {"RQ":>6s} {"N":>4s}')
-    for name in ('All', 'Things', 'Stuff'):
-      row = results[name]
-      lines.append(f'{name:8s} {100 * row["pq"]:6.2f} {100 * row["sq"]:6.2f} '
-                   f'{100 * row["rq"]:6.2f} {row["n"]:4d}')
-  elif task == 'instance':
-    lines.append(' '.join(f'{n:>6s}' for n in instance_metrics.AP_METRIC_NAMES))
-    lines.append(' '.join(f'{100 * results[n]:6.2f}'
-                          for n in instance_metrics.AP_METRIC_NAMES))
-  else:
-    lines.append(f'mIoU {100 * results["mIoU"]:6.2f}  pixel accuracy '
-                 f'{100 * results["pixel_accuracy"]:6.2f}  classes '
-                 f'{results["num_classes_used"]}')
-  return '\n'.join(lines)
-
-
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -177,12 +159,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   else:
     results = evaluate_semantic(args.gt, args.pred, args.num_classes,
                                 args.ignore_label, args.ignore_classes)
-  print(format_table(args.task, results))
+  name = os.path.basename(args.gt)
+  metrics = report.headline_metrics(args.task, results)
+  if 'num_images' in results:
+    metrics['num_images'] = results['num_images']
+  print(report.format_table(None, {name: metrics}, {name: args.task}))
   if args.output:
-    temp_path = args.output + '.tmp'
-    with open(temp_path, 'w') as f:
+    with atomic_write.atomic_write(args.output) as f:
       json.dump(results, f, indent=2, sort_keys=True)
-    os.replace(temp_path, args.output)
   return results
 
 

@@ -13,6 +13,8 @@ from typing import Any, Dict, List
 import numpy as np
 from PIL import Image
 
+from official_dataseg.utils import atomic_write
+
 
 def rgb_to_segment_id(rgb: np.ndarray) -> np.ndarray:
   """[H, W, 3] uint8 COCO panoptic colours -> [H, W] int64 segment ids."""
@@ -79,8 +81,5 @@ def list_pngs(folder: str) -> List[str]:
 def write_panoptic_prediction(folder: str, file_name: str,
                               segment_map: np.ndarray) -> None:
   """Writes [H, W] segment ids as a COCO panoptic PNG (atomic rename)."""
-  os.makedirs(folder, exist_ok=True)
-  path = os.path.join(folder, file_name)
-  temp_path = path + '.tmp.png'
-  Image.fromarray(segment_id_to_rgb(segment_map)).save(temp_path)
-  os.replace(temp_path, path)
+  with atomic_write.atomic_write(os.path.join(folder, file_name), 'wb') as f:
+    Image.fromarray(segment_id_to_rgb(segment_map)).save(f, format='PNG')

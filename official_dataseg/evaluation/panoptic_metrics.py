@@ -224,12 +224,3 @@ class PanopticEvaluator:
         for i, c in enumerate(self._categories)}
     results['num_images'] = self._num_images
     return results
-
-  def flat_result(self) -> Dict[str, float]:
-    """Returns {'PQ', 'SQ', 'RQ', 'PQ_th', ..., 'RQ_st'} in percent."""
-    results = self.result()
-    flat = {}
-    for name, suffix in (('All', ''), ('Things', '_th'), ('Stuff', '_st')):
-      for metric in ('pq', 'sq', 'rq'):
-        flat[metric.upper() + suffix] = 100.0 * results[name][metric]
-    return flat

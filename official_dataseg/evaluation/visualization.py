@@ -6,12 +6,12 @@ it. Everything is NumPy + PIL on the host; outputs are uint8 [H, W, 3].
 """
 
 import colorsys
-import os
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from official_dataseg.utils import atomic_write
 
 _ALPHA = 0.5
 _VOID_COLOR = (0, 0, 0)
@@ -187,14 +187,5 @@ def save_png(image: np.ndarray, path: str) -> None:
   image = np.asarray(image)
   if image.dtype != np.uint8:
     raise ValueError(f'save_png: {path}: expected uint8, got {image.dtype}.')
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  handle, temp_path = tempfile.mkstemp(suffix='.png', dir=directory)
-  os.close(handle)
-  try:
-    Image.fromarray(image).save(temp_path, format='PNG')
-    os.replace(temp_path, path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
+  with atomic_write.atomic_write(path, 'wb') as f:
+    Image.fromarray(image).save(f, format='PNG')

@@ -32,6 +32,7 @@ from official_dataseg import common
 from official_dataseg.dataloaders import geometry
 from official_dataseg.evaluation import original_size
 from official_dataseg.evaluation import postprocessing
+from official_dataseg.serving import image_header
 
 IMAGE_TENSOR = 'image_tensor'
 IMAGE_BYTES = 'image_bytes'
@@ -277,7 +278,7 @@ class DataSegExportModule(export_base.ExportModule):
   # ---------------------------------------------------------------------------
   def _to_images(self, images: tf.Tensor) -> tf.Tensor:
     if self._input_type == IMAGE_BYTES:
-      images = decode_image_bytes(images)
+      images = decode_image_bytes(images, self._max_image_size)
     return self._check_images(images)
 
   def _image_spec(self) -> tf.TensorSpec:
@@ -351,25 +352,26 @@ class DataSegExportModule(export_base.ExportModule):
     return signatures
 
 
-_IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'GIF8', b'BM')
-
-
-def decode_image_bytes(image_bytes: tf.Tensor) -> tf.Tensor:
+def decode_image_bytes(image_bytes: tf.Tensor, max_image_size: int) -> tf.Tensor:
   """One encoded JPEG / PNG / GIF / BMP string -> uint8 [1, H, W, 3] (first frame of a GIF).
 
-  An empty or non-image string fails with an error naming `image_bytes`, before the decoder
-  (whose own message does not name the input).
+  An empty or non-image string, or one whose header declares a side above `max_image_size`,
+  fails with an error naming `image_bytes` before the decoder runs (so a small file declaring a
+  huge image allocates nothing).
   """
   expected = 'expected one encoded JPEG, PNG, GIF or BMP image'
   not_empty = tf.debugging.assert_greater(tf.strings.length(image_bytes), 0,
                                           message=f'image_bytes: empty string; {expected}')
   with tf.control_dependencies([not_empty]):
-    known_format = tf.reduce_any([
-        tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
-        for magic in _IMAGE_MAGIC])
+    known_format = image_header.format_index(image_bytes) >= 0
   format_check = tf.debugging.Assert(
       known_format, [f'image_bytes: not an image (unknown file signature); {expected}'])
   with tf.control_dependencies([format_check]):
+    size_check = tf.debugging.assert_less_equal(
+        image_header.image_size(image_bytes), tf.constant(max_image_size, tf.int64),
+        message=f'image_bytes: image too large (size read from the header, before decoding); '
+        f'expected H, W <= {max_image_size}')
+  with tf.control_dependencies([size_check]):
     image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
   return image[None]
 

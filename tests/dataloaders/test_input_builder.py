@@ -28,10 +28,8 @@ def _write_datasets(directory):
         examples.append(tfexample_helpers.make_example(
             image, [0, 1 + i % 2], [[.1, .1, .6, .5], [.3, .2, .9, .9]],
             source_id=f'{name}{i}'))
-    for shard in range(2):
-      tfexample_helpers.write_tfrecord(
-          f'{directory}/{name}-{shard:05d}-of-00002.tfrecord',
-          examples[shard::2])
+    tfexample_helpers.write_record_set(f'{directory}/{name}',
+                                       [examples[0::2], examples[1::2]])
   with open(f'{directory}/box-category_frequency.json', 'w') as f:
     json.dump({'num_images': 5, 'image_count': [5, 3, 2]}, f)
 

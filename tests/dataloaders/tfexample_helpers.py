@@ -1,10 +1,11 @@
 """Builds small DaTaSeg tf.Examples (schema in `common.TFRECORD_*`) for tests."""
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from official_dataseg import common
+from official_dataseg.dataloaders import record_set
 
 
 def _int64(values):
@@ -92,3 +93,15 @@ def write_tfrecord(path: str, serialized_examples: Sequence[bytes]) -> str:
     for serialized in serialized_examples:
       writer.write(serialized)
   return path
+
+
+def write_record_set(prefix: str, shards: Sequence[Sequence[bytes]],
+                     vocabulary_file: Optional[str] = None) -> List[str]:
+  """Writes `PREFIX-0000i-of-0000N.tfrecord` (shards[i]) and the manifest the input pipeline
+  needs, as a converter does; returns the shard paths."""
+  paths = record_set.shard_paths(prefix, len(shards))
+  for path, examples in zip(paths, shards):
+    write_tfrecord(path, examples)
+  record_set.write_manifest(prefix, paths, [len(e) for e in shards], 'tests',
+                            vocabulary_file)
+  return paths

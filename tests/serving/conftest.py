@@ -39,6 +39,7 @@ class ServingSetup:
   checkpoint: str
   tensor_model: object   # loaded image_tensor SavedModel
   bytes_model: object    # loaded image_bytes SavedModel
+  bytes_export_dir: str = ''  # where the image_bytes SavedModel is
 
 
 def small_demo_params():
@@ -91,7 +92,7 @@ def serving_setup(tmp_path_factory, exact_graph_numerics) -> ServingSetup:
     export_saved_model.export(params, checkpoint, export_dir, input_type, max_image_size=1024)
     exports[input_type] = tf.saved_model.load(export_dir)
   return ServingSetup(params, task, model, checkpoint, exports['image_tensor'],
-                      exports['image_bytes'])
+                      exports['image_bytes'], str(root / 'image_bytes'))
 
 
 def random_image(height: int, width: int, seed: int) -> np.ndarray:

@@ -68,7 +68,7 @@ def test_truncated_and_oversized_image_bytes(serving_setup):
   with pytest.raises(tf.errors.InvalidArgumentError):
     signature(image_bytes=tf.constant(png[:len(png) // 2]))
   large = tf.io.encode_png(np.zeros([MAX_IMAGE_SIZE + 1, 4, 3], np.uint8)).numpy()
-  _assert_error(signature, 'images: image too large', image_bytes=tf.constant(large))
+  _assert_error(signature, 'image_bytes: image too large', image_bytes=tf.constant(large))
   assert signature(image_bytes=tf.constant(png))['class_map'].shape == (1, 20, 20)
 
 

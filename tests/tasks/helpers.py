@@ -9,6 +9,11 @@ SYNTHETIC_TRAIN = {
     'panoptic': 'synthetic_coco_train',
     'instance': 'synthetic_o365_train',
 }
+SYNTHETIC_VOCABULARY = {
+    'semantic': 'synthetic_ade',
+    'panoptic': 'synthetic_coco',
+    'instance': 'synthetic_o365',
+}
 SYNTHETIC_VAL = {
     'semantic': 'synthetic_ade_val',
     'panoptic': 'synthetic_coco_val',
@@ -51,10 +56,12 @@ def make_suite(root: str, num_train: int = 4, num_val: int = 2) -> str:
 def point_at_suite(params, tfrecord_dir: str) -> None:
   """Points every dataset of `params` at the suite's set of the same task type.
 
-  Names, vocabularies, loss weights, multipliers and sampling weights stay the experiment's.
+  Names, loss weights, multipliers and sampling weights stay the experiment's; the vocabulary
+  becomes the suite's (the input pipeline refuses records of another class list).
   """
   def moved(datasets, files):
     return tuple(d.replace(input_path=os.path.join(tfrecord_dir, files[d.task_type] + '-*-of-*'),
+                           vocabulary=SYNTHETIC_VOCABULARY[d.task_type], class_embeddings='',
                            category_frequency_file='') for d in datasets)
   params.task.train_data.datasets = moved(params.task.train_data.datasets, SYNTHETIC_TRAIN)
   params.task.validation_data.datasets = moved(

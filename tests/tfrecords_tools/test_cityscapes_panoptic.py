@@ -137,15 +137,16 @@ def test_missing_image_is_skipped(tmp_path, capsys):
   os.remove(os.path.join(images_dir, 'lindau',
                          'lindau_000001_000019_leftImg8bit.png'))
   prefix = str(tmp_path / 'cli')
+  # 1 of 2 images skipped: above the default --max_skip_fraction, allowed at 0.5.
   status = cityscapes_panoptic.main([
       '--images_dir', images_dir, '--annotations', annotations,
-      '--output_prefix', prefix, '--quiet'])
+      '--output_prefix', prefix, '--quiet', '--max_skip_fraction', '0.5'])
   assert status == 0
   assert json.loads(capsys.readouterr().out)['images_skipped'] == 1
   report = helpers.read_json(prefix + '-report.json')
   assert report['images_skipped_by_reason'] == {'missing_image': 1}
   assert cityscapes_panoptic.main([
       '--images_dir', images_dir, '--annotations', annotations,
-      '--output_prefix', prefix, '--quiet', '--strict']) == 1
+      '--output_prefix', prefix, '--quiet', '--strict', '--overwrite']) == 1
   assert 'lindau_000001_000019_leftImg8bit.png: image file not found' in (
       capsys.readouterr().err)

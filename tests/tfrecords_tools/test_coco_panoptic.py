@@ -126,7 +126,7 @@ def test_json_segment_absent_from_png_and_unknown_category(tmp_path):
   np.testing.assert_array_equal(segment_map == 1,
                                 ids == first['segments_info'][1]['id'])
   with pytest.raises(tfrecord_writer.ConversionError, match='9999'):
-    _convert(tmp_path, annotations, strict=True)
+    _convert(tmp_path, annotations, strict=True, overwrite=True)
   assert not os.listdir(tmp_path / 'out') or all(
       not f.endswith('.tmp') for f in os.listdir(tmp_path / 'out'))
 
@@ -166,13 +166,13 @@ def test_missing_and_truncated_images_are_skipped(tmp_path):
   first = content['images'][0]['file_name']
   with open(os.path.join(SAMPLE_DIR, 'input_images', first), 'rb') as f:
     (images_dir / first).write_bytes(f.read()[:5000])  # Truncated JPEG.
-  prefix, report = _convert(
-      tmp_path, os.path.join(SAMPLE_DIR, 'panoptic_examples.json'),
-      images_dir=str(images_dir))
-  assert report['images_skipped_by_reason'] == {'unreadable_image': 1,
-                                                'missing_image': 1}
-  assert report['images_written'] == 0
-  assert helpers.read_examples(prefix) == []
+  # Every image skipped: never a set of empty shards that looks complete.
+  with pytest.raises(tfrecord_writer.ConversionError,
+                     match=r'skipped 2 of 2 images \(unreadable_image: 1, '
+                     r'missing_image: 1\): no image was written'):
+    _convert(tmp_path, os.path.join(SAMPLE_DIR, 'panoptic_examples.json'),
+             images_dir=str(images_dir))
+  assert os.listdir(tmp_path / 'out') == []
   with pytest.raises(tfrecord_writer.ConversionError, match=first):
     _convert(tmp_path, os.path.join(SAMPLE_DIR, 'panoptic_examples.json'),
              images_dir=str(images_dir), strict=True)
@@ -189,7 +189,7 @@ def test_command_line(tmp_path, capsys):
   assert sorted(os.listdir(tmp_path)) == sorted(
       [f'cli-0000{i}-of-00003.tfrecord' for i in range(3)]
       + ['cli-vocabulary.json', 'cli-category_frequency.json',
-         'cli-report.json'])
+         'cli-report.json', 'cli-manifest.json'])
 
 
 def test_coco_semantic_merges_segments_by_class(tmp_path):

@@ -128,7 +128,7 @@ def test_label_above_class_count_is_voided(tmp_path):
   np.testing.assert_array_equal(segment_map, np.where(labels == 60, 0, 1))
   with pytest.raises(tfrecord_writer.ConversionError,
                      match=r'a\.png: label values \[60\]'):
-    _convert(tmp_path, images_dir, labels_dir, strict=True)
+    _convert(tmp_path, images_dir, labels_dir, strict=True, overwrite=True)
 
 
 def test_image_set_with_missing_files(tmp_path, capsys):
@@ -141,7 +141,8 @@ def test_image_set_with_missing_files(tmp_path, capsys):
   prefix = str(tmp_path / 'cli')
   status = pascal_context.main([
       '--images_dir', images_dir, '--annotations', labels_dir,
-      '--image_set', str(image_set), '--output_prefix', prefix, '--quiet'])
+      '--image_set', str(image_set), '--output_prefix', prefix, '--quiet',
+      '--max_skip_fraction', '0.7'])
   assert status == 0
   assert json.loads(capsys.readouterr().out)['images_written'] == 1
   report = helpers.read_json(prefix + '-report.json')

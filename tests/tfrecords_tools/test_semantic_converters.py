@@ -10,6 +10,7 @@ import pytest
 from official_dataseg import common
 from tests.tfrecords_tools import helpers
 from tfrecords_tools import ade20k
+from tfrecords_tools import semantic_labels
 from tfrecords_tools import tfrecord_writer
 from tfrecords_tools import voc
 
@@ -55,8 +56,9 @@ def test_ade_segment_map_against_numpy(tmp_path):
   np.testing.assert_allclose(helpers.boxes(example),
                              [[2 / 6, 0, 1, 3 / 8], [0, 0, 2 / 6, 1]])
   vocabulary = helpers.read_json(prefix + '-vocabulary.json')['classes']
-  assert [(c['name'], c['synonyms']) for c in vocabulary] == [
-      ('wall', []), ('building', ['edifice']), ('sky', [])]
+  assert [(c['name'], c['display_name'], c['synonyms']) for c in vocabulary] == [
+      ('wall', 'wall', []), ('building, edifice', 'building', ['edifice']),
+      ('sky', 'sky', [])]
 
 
 def test_ade_label_above_class_count(tmp_path):
@@ -69,7 +71,7 @@ def test_ade_label_above_class_count(tmp_path):
   assert segment_map[0, 0] == 0 and np.all(segment_map.ravel()[1:] == 1)
   with pytest.raises(tfrecord_writer.ConversionError,
                      match=r'a\.png: label values \[151\]'):
-    _convert_ade(tmp_path, images_dir, labels_dir, strict=True)
+    _convert_ade(tmp_path, images_dir, labels_dir, strict=True, overwrite=True)
 
 
 def _image_bytes(pil_image, image_format):
@@ -99,7 +101,8 @@ def test_non_rgb_images_are_converted_and_bad_ones_skipped(tmp_path):
     with open(os.path.join(images_dir, name + '.jpg'), 'wb') as f:
       f.write(data)
   os.remove(os.path.join(images_dir, 'missing.jpg'))
-  prefix, report = _convert_ade(tmp_path, images_dir, labels_dir)
+  prefix, report = _convert_ade(tmp_path, images_dir, labels_dir,
+                                max_skip_fraction=0.5)
   assert report['images_skipped_by_reason'] == {
       'unreadable_image': 1, 'missing_label_png': 1}
   assert report['notes'] == {'images_reencoded': 4}
@@ -159,4 +162,4 @@ def test_voc_duplicated_image_set_entry(tmp_path):
   (tmp_path / 'val.txt').write_text('a\nb\na\n')
   with pytest.raises(tfrecord_writer.ConversionError,
                      match=r"val.txt: image names \['a'\]"):
-    voc.read_image_set(str(tmp_path / 'val.txt'))
+    semantic_labels.read_image_set(str(tmp_path / 'val.txt'))
