@@ -7,10 +7,7 @@ r"""Exports a trained DaTaSeg checkpoint as a SavedModel for serving.
 Signatures: panoptic, semantic, instance (default vocabulary baked in) and
 *_with_vocabulary (caller-supplied class names and text embeddings); see docs/serving.md.
 """
-import os
-
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import  # Before TensorFlow.
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

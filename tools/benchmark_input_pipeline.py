@@ -16,9 +16,8 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=g-import-not-at-top,unused-import  # Before TensorFlow.
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf, tf_keras  # pylint: disable=g-import-not-at-top,unused-import

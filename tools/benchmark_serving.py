@@ -12,8 +12,7 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import  # Before TensorFlow.
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')  # A CPU benchmark.
 
 from absl import app  # pylint: disable=g-import-not-at-top

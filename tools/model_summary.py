@@ -13,10 +13,9 @@ function (no forward pass is executed). Conventions:
   * element-wise ops (norms, softmax, activations) count as TF counts them
     (mostly 1 FLOP per output element); resizes and gathers count 0.
 """
-import os
 import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import  # Before TensorFlow.
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
