@@ -13,6 +13,7 @@ TFRecords (`--tfrecords`), side by side with the class legend beside them (see
 name or an embeddings `.npz` written by `python -m official_dataseg.text.embed`; without it the
 exported default vocabulary is used.
 """
+import functools
 import json
 import os
 import tempfile
@@ -145,7 +146,7 @@ def render(task: str, image: np.ndarray, outputs: Dict[str, np.ndarray], class_n
   """Returns (overlay uint8 [H * factor, W * factor, 3] without legend, {class id: name} drawn,
   JSON-able result) of one image; `factor` enlarges the drawing (see `figures`)."""
   image = figures.enlarge_image(image, factor)
-  enlarge = lambda labels: figures.enlarge_labels(labels, factor)
+  enlarge = functools.partial(figures.enlarge_labels, factor=factor)
   if task == 'panoptic':
     valid = outputs['segment_valid'][0]
     names = class_names or _decode(outputs['segment_class_names'][0])
@@ -176,9 +177,11 @@ def render(task: str, image: np.ndarray, outputs: Dict[str, np.ndarray], class_n
   names_by_detection = _decode(outputs['class_names'][0])
   names = class_names or _table_from_detections(outputs['classes'][0][valid],
                                                 np.asarray(names_by_detection)[valid])
-  shown = outputs['scores'][0][valid] >= score_threshold
+  masks = outputs['masks'][0][valid]
+  shown = ((outputs['scores'][0][valid] >= score_threshold) &
+           masks.reshape(len(masks), -1).any(axis=1))  # What `overlay_instances` draws.
   overlay = visualization.overlay_instances(
-      image, enlarge(outputs['masks'][0][valid].astype(bool)), outputs['classes'][0][valid],
+      image, enlarge(masks.astype(bool)), outputs['classes'][0][valid],
       outputs['scores'][0][valid], names, score_threshold=score_threshold, legend=False)
   drawn = figures.names_by_id(outputs['classes'][0][valid][shown], names)
   detections = [{'class_id': int(c), 'class_name': n, 'score': float(s),
