@@ -8,7 +8,8 @@ Signatures: panoptic, semantic, instance (the vocabulary and read-out thresholds
 `--default_dataset` baked in) and *_with_vocabulary (caller-supplied class names and text
 embeddings, as `predict.py --vocabulary`); see docs/serving.md.
 """
-from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import  # Before TensorFlow.
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

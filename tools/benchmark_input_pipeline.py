@@ -17,7 +17,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from official_dataseg.utils import quiet_tensorflow  # pylint: disable=g-import-not-at-top,unused-import  # Before TensorFlow.
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import (  # pylint: disable=g-import-not-at-top,unused-import
+    quiet_tensorflow)
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf, tf_keras  # pylint: disable=g-import-not-at-top,unused-import

@@ -12,7 +12,8 @@ import os
 import tempfile
 import time
 
-from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import  # Before TensorFlow.
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')  # A CPU benchmark.
 
 from absl import app  # pylint: disable=g-import-not-at-top

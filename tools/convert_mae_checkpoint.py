@@ -16,7 +16,8 @@ A `.pth` file needs torch; an `.npz` archive with the same key names does not.
 """
 import os
 
-from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import  # Before TensorFlow.
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

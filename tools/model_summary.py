@@ -15,7 +15,8 @@ function (no forward pass is executed). Conventions:
 """
 import time
 
-from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import  # Before TensorFlow.
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

@@ -18,7 +18,8 @@ import sys
 from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from official_dataseg.utils import quiet_tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+from official_dataseg.utils import (  # pylint: disable=g-import-not-at-top,unused-import
+    quiet_tensorflow)
 
 import yaml  # pylint: disable=g-import-not-at-top
 

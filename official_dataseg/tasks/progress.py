@@ -1,8 +1,8 @@
 """The training console: one line per log interval, as detectron2 and Model Garden users read it.
 
 orbit's `Controller` prints every train loop's whole output dict (about 20 lines of
-`np.float32(...)` reprs here: every dataset's loss terms) and every evaluation's. `ProgressController`
-keeps orbit's loop, checkpointing, actions and summaries, and prints instead
+`np.float32(...)` reprs here: every dataset's loss terms) and every evaluation's.
+`ProgressController` keeps orbit's loop, checkpointing, actions and summaries, and prints instead
 
   step 150/600 | 2.31 steps/s | ETA 0:03:14 | loss 88.40 | synthetic_ade 222.46 ... | lr 2.0e-04
 
