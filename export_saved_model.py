@@ -2,15 +2,14 @@ r"""Exports a trained DaTaSeg checkpoint as a SavedModel for serving.
 
   python export_saved_model.py --experiment=dataseg_demo \
       --config_file=MODEL_DIR/params.yaml --checkpoint_path=MODEL_DIR \
-      --export_dir=EXPORT_DIR [--input_type=image_tensor|image_bytes] [--vocabulary=DATASET]
+      --export_dir=EXPORT_DIR [--input_type=image_tensor|image_bytes] [--default_dataset=NAME]
 
-Signatures: panoptic, semantic, instance (default vocabulary baked in) and
-*_with_vocabulary (caller-supplied class names and text embeddings); see docs/serving.md.
+Signatures: panoptic, semantic, instance (the vocabulary and read-out thresholds of
+`--default_dataset` baked in) and *_with_vocabulary (caller-supplied class names and text
+embeddings, as `predict.py --vocabulary`); see docs/serving.md.
 """
-import os
-
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -34,8 +33,9 @@ flags.DEFINE_enum('input_type', export_module.IMAGE_TENSOR, export_module.INPUT_
                   'image_tensor: uint8 [B, H, W, 3]; image_bytes: one encoded JPEG/PNG.')
 flags.DEFINE_integer('batch_size', 0, 'Static batch size of image_tensor inputs; 0 = any. '
                      'image_bytes takes one image (0 or 1).')
-flags.DEFINE_string('vocabulary', '', 'Name of the experiment dataset whose vocabulary and '
-                    'read-out thresholds are baked in; default: the first panoptic one.')
+flags.DEFINE_string('default_dataset', '', 'Name of the experiment dataset whose vocabulary '
+                    'and read-out thresholds the default signatures use; default: the first '
+                    'panoptic validation dataset.')
 flags.DEFINE_integer('max_image_size', 4096, 'Images with a side above this are rejected '
                      'with an error.')
 
@@ -43,13 +43,13 @@ FLAGS = flags.FLAGS
 
 
 def export(params, checkpoint_path: str, export_dir: str, input_type: str,
-           batch_size: int = 0, vocabulary: str = '', max_image_size: int = 4096) -> str:
+           batch_size: int = 0, default_dataset: str = '', max_image_size: int = 4096) -> str:
   """Writes the SavedModel atomically (temporary directory, then rename); returns its path."""
   if tf.io.gfile.exists(export_dir):
     raise FileExistsError(f'--export_dir {export_dir!r} already exists')
   if batch_size < 0:
     raise ValueError(f'--batch_size must be >= 0 (0 = any), got {batch_size}')
-  module = loader.build_serving_module(params, checkpoint_path, vocabulary, max_image_size,
+  module = loader.build_serving_module(params, checkpoint_path, default_dataset, max_image_size,
                                        input_type=input_type, batch_size=batch_size or None)
   temporary_dir = export_dir.rstrip('/') + '.tmp'
   if tf.io.gfile.exists(temporary_dir):
@@ -70,7 +70,7 @@ def main(_) -> None:
     params = experiment_lib.parse_experiment(FLAGS.experiment, FLAGS.config_file,
                                              FLAGS.params_override)
     path = export(params, FLAGS.checkpoint_path, FLAGS.export_dir, FLAGS.input_type,
-                  FLAGS.batch_size, FLAGS.vocabulary, FLAGS.max_image_size)
+                  FLAGS.batch_size, FLAGS.default_dataset, FLAGS.max_image_size)
   except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
     console.fail(str(e))
   print(f'SavedModel written to {path}')

@@ -1,19 +1,25 @@
-r"""Segments image files and writes overlay PNGs (with a class-name legend) and a results JSON.
+r"""Segments images and writes one figure PNG per image and a results JSON.
 
   python predict.py --saved_model=EXPORT_DIR --images=photo.jpg,more/ --output_dir=OUT \
       [--task=panoptic|semantic|instance] [--vocabulary=pascal_voc | --vocabulary=my.npz]
+  python predict.py --saved_model=EXPORT_DIR --tfrecords='tfrecords/ade20k_semantic/val-*' \
+      --vocabulary=ade20k_semantic --task=semantic --output_dir=OUT
   python predict.py --checkpoint=MODEL_DIR --experiment=dataseg_demo \
       --config_file=MODEL_DIR/params.yaml --images=... --output_dir=OUT
 
-`--vocabulary` swaps the classes: a built-in vocabulary name or an embeddings `.npz` written by
-`python -m official_dataseg.text.embed`; without it the exported default vocabulary is used.
+A figure shows input | prediction, plus the ground truth when the images come from converted
+TFRecords (`--tfrecords`), side by side with the class legend beside them (see
+`official_dataseg/evaluation/figures.py`). `--vocabulary` swaps the classes: a built-in vocabulary
+name or an embeddings `.npz` written by `python -m official_dataseg.text.embed`; without it the
+exported default vocabulary is used.
 """
+import functools
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -21,6 +27,8 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
+from official_dataseg.evaluation import figures
+from official_dataseg.evaluation import groundtruth
 from official_dataseg.evaluation import visualization
 from official_dataseg.serving import export_module
 from official_dataseg.serving import loader
@@ -39,6 +47,9 @@ flags.DEFINE_string('experiment', None, 'Registered experiment (with --checkpoin
 flags.DEFINE_multi_string('config_file', [], 'YAML config files (with --checkpoint).')
 flags.DEFINE_string('params_override', '', 'Config overrides (with --checkpoint).')
 flags.DEFINE_list('images', None, 'Image files and/or folders of images.')
+flags.DEFINE_string('tfrecords', '', 'Or: converted TFRecords (file pattern); the figures then '
+                    'show the ground truth too. Needs --vocabulary, the one they were converted '
+                    'with.')
 flags.DEFINE_string('output_dir', None, 'Where overlays and results.json are written.')
 flags.DEFINE_enum('task', 'panoptic', export_module.TASK_SIGNATURES, 'Which read-out.')
 flags.DEFINE_string('vocabulary', '', 'Built-in vocabulary name or embeddings .npz file.')
@@ -105,10 +116,17 @@ class Predictor:
   def class_names(self) -> List[str]:
     return list(self.custom_vocabulary[0]) if self.custom_vocabulary else None
 
-  def __call__(self, path: str, image: np.ndarray) -> Dict[str, np.ndarray]:
+  @property
+  def is_thing(self) -> Optional[np.ndarray]:
+    return np.asarray(self.custom_vocabulary[2], bool) if self.custom_vocabulary else None
+
+  def __call__(self, path: str, image: np.ndarray,
+               encoded_image: Optional[bytes] = None) -> Dict[str, np.ndarray]:
     if self._input_type == export_module.IMAGE_BYTES:
-      with open(path, 'rb') as f:
-        inputs = {'image_bytes': tf.constant(f.read())}
+      if encoded_image is None:
+        with open(path, 'rb') as f:
+          encoded_image = f.read()
+      inputs = {'image_bytes': tf.constant(encoded_image)}
     else:
       inputs = {'images': tf.constant(image[None])}
     if self.custom_vocabulary:
@@ -128,8 +146,11 @@ def _decode(values) -> List[str]:
 
 
 def render(task: str, image: np.ndarray, outputs: Dict[str, np.ndarray], class_names,
-           score_threshold: float):
-  """Returns (overlay uint8 [H, W, 3], JSON-able result) of one image."""
+           score_threshold: float, factor: int = 1):
+  """Returns (overlay uint8 [H * factor, W * factor, 3] without legend, {class id: name} drawn,
+  JSON-able result) of one image; `factor` enlarges the drawing (see `figures`)."""
+  image = figures.enlarge_image(image, factor)
+  enlarge = functools.partial(figures.enlarge_labels, factor=factor)
   if task == 'panoptic':
     valid = outputs['segment_valid'][0]
     names = class_names or _decode(outputs['segment_class_names'][0])
@@ -140,32 +161,38 @@ def render(task: str, image: np.ndarray, outputs: Dict[str, np.ndarray], class_n
         table[int(cls)] = name
       names = [table.get(i, str(i)) for i in range(max(table, default=-1) + 1)]
     instance_map = np.where(outputs['category_map'][0] >= 0, segment_map, 0)
-    overlay = visualization.overlay_panoptic(image, outputs['category_map'][0], instance_map,
-                                             names)
+    overlay = visualization.overlay_panoptic(image, enlarge(outputs['category_map'][0]),
+                                             enlarge(instance_map), names, legend=False)
+    drawn = figures.names_by_id(outputs['category_map'][0], names)
     segments = [{'id': int(i + 1), 'class_id': int(c), 'class_name': names[int(c)],
                  'score': float(s), 'is_thing': bool(t), 'area': int((segment_map == i + 1).sum())}
                 for i, (c, s, t, v) in enumerate(zip(
                     outputs['segment_classes'][0], outputs['segment_scores'][0],
                     outputs['segment_is_thing'][0], valid)) if v]
-    return overlay, {'segments': segments}
+    return overlay, drawn, {'segments': segments}
   if task == 'semantic':
     names = class_names or _decode(outputs['class_names'])
     class_map = outputs['class_map'][0]
-    overlay = visualization.overlay_semantic(image, class_map, names)
+    overlay = visualization.overlay_semantic(image, enlarge(class_map), names, legend=False)
     counts = np.bincount(class_map.ravel(), minlength=len(names))
-    return overlay, {'class_pixels': {names[c]: int(n) for c, n in enumerate(counts) if n}}
+    return overlay, figures.names_by_id(class_map, names), {
+        'class_pixels': {names[c]: int(n) for c, n in enumerate(counts) if n}}
   valid = outputs['valid'][0]
   names_by_detection = _decode(outputs['class_names'][0])
   names = class_names or _table_from_detections(outputs['classes'][0][valid],
                                                 np.asarray(names_by_detection)[valid])
+  masks = outputs['masks'][0][valid]
+  shown = ((outputs['scores'][0][valid] >= score_threshold) &
+           masks.reshape(len(masks), -1).any(axis=1))  # What `overlay_instances` draws.
   overlay = visualization.overlay_instances(
-      image, outputs['masks'][0][valid].astype(bool), outputs['classes'][0][valid],
-      outputs['scores'][0][valid], names, score_threshold=score_threshold)
+      image, enlarge(masks.astype(bool)), outputs['classes'][0][valid],
+      outputs['scores'][0][valid], names, score_threshold=score_threshold, legend=False)
+  drawn = figures.names_by_id(outputs['classes'][0][valid][shown], names)
   detections = [{'class_id': int(c), 'class_name': n, 'score': float(s),
                  'box_yxyx': [float(v) for v in b]}
                 for c, n, s, b, v in zip(outputs['classes'][0], names_by_detection,
                                          outputs['scores'][0], outputs['boxes'][0], valid) if v]
-  return overlay, {'detections': detections}
+  return overlay, drawn, {'detections': detections}
 
 
 def _table_from_detections(classes, names) -> List[str]:
@@ -173,38 +200,64 @@ def _table_from_detections(classes, names) -> List[str]:
   return [table.get(i, str(i)) for i in range(max(table, default=-1) + 1)]
 
 
+def unique_stem(name: str, taken: set) -> str:
+  """The file stem naming an input's outputs; a stem already in `taken` gets `-2`, `-3`, ...
+  (in input order), so inputs with the same file name in different folders never overwrite
+  each other's outputs. Adds the stem to `taken`."""
+  stem = base = os.path.splitext(os.path.basename(name))[0]
+  copy = 1
+  while stem in taken:
+    copy += 1
+    stem = f'{base}-{copy}'
+  taken.add(stem)
+  return stem
+
+
 def unique_stems(image_paths: List[str]) -> List[str]:
-  """File stems naming each input's outputs; a stem already taken gets `-2`, `-3`, ... (in
-  input order), so inputs with the same file name in different folders never overwrite each
-  other's outputs."""
-  stems, taken = [], set()
-  for path in image_paths:
-    stem = base = os.path.splitext(os.path.basename(path))[0]
-    copy = 1
-    while stem in taken:
-      copy += 1
-      stem = f'{base}-{copy}'
-    taken.add(stem)
-    stems.append(stem)
-  return stems
+  """`unique_stem` of each path, in order."""
+  taken = set()
+  return [unique_stem(path, taken) for path in image_paths]
+
+
+def _inputs(image_paths: List[str], tfrecords: str, max_images: int):
+  """(name, image, encoded image or None, ground truth `groundtruth.Example` or None) items."""
+  if tfrecords:
+    for example in groundtruth.read_examples(tfrecords, max_images):
+      yield example.source_id, example.image, example.encoded_image, example
+  else:
+    for path in image_paths[:max_images or None]:
+      yield path, read_image(path), None, None
 
 
 def run(predictor: Predictor, image_paths: List[str], output_dir: str,
-        score_threshold: float) -> str:
-  """Writes `<stem>_<task>.png` per image (stems from `unique_stems`) and `results.json`;
-  returns the JSON path."""
+        score_threshold: float, tfrecords: str = '', max_images: int = 0) -> str:
+  """Writes a figure `<stem>_<task>.png` per image and `results.json`; returns the JSON path.
+
+  A figure is input | prediction (| ground truth, for `tfrecords` examples) at a display size of
+  at least `figures.MIN_LONG_SIDE` px, with the classes shown listed beside the panels. Stems
+  come from `unique_stem`.
+  """
   os.makedirs(output_dir, exist_ok=True)
   results = {}
-  stems = unique_stems(image_paths)
-  for index, path in enumerate(image_paths):
-    image = read_image(path)
-    outputs = predictor(path, image)
-    overlay, result = render(predictor.task, image, outputs, predictor.class_names,
-                             score_threshold)
-    overlay_path = os.path.join(output_dir, f'{stems[index]}_{predictor.task}.png')
-    visualization.save_png(overlay, overlay_path)
-    results[path] = {'overlay': overlay_path, **result}
-    print(f'[predict] {index + 1}/{len(image_paths)} {path} -> {overlay_path}')
+  taken_stems = set()
+  for index, (name, image, encoded_image, example) in enumerate(
+      _inputs(image_paths, tfrecords, max_images)):
+    outputs = predictor(name, image, encoded_image)
+    factor = figures.display_factor(*image.shape[:2])
+    overlay, drawn, result = render(predictor.task, image, outputs, predictor.class_names,
+                                    score_threshold, factor)
+    panels = [('input', figures.enlarge_image(image, factor)), ('prediction', overlay)]
+    if example is not None:
+      truth, truth_drawn = groundtruth.overlay(
+          predictor.task, example, predictor.class_names, predictor.is_thing, factor)
+      panels.append(('ground truth', truth))
+      drawn = {**truth_drawn, **drawn}
+    stem = unique_stem(name, taken_stems)
+    overlay_path = os.path.join(output_dir, f'{stem}_{predictor.task}.png')
+    visualization.save_png(figures.side_by_side(panels, figures.legend_entries(drawn)),
+                           overlay_path)
+    results[name] = {'overlay': overlay_path, **result}
+    print(f'[predict] {index + 1} {name} -> {overlay_path}')
   results_path = os.path.join(output_dir, 'results.json')
   with atomic_write.atomic_write(results_path) as f:
     json.dump(results, f, indent=1)
@@ -212,14 +265,17 @@ def run(predictor: Predictor, image_paths: List[str], output_dir: str,
 
 
 def main(_) -> None:
-  if not FLAGS.images or not FLAGS.output_dir:
-    console.fail('--images and --output_dir are required')
+  if not (FLAGS.images or FLAGS.tfrecords) or not FLAGS.output_dir:
+    console.fail('--images (or --tfrecords) and --output_dir are required')
+  if FLAGS.images and FLAGS.tfrecords:
+    console.fail('give --images or --tfrecords, not both')
+  if FLAGS.tfrecords and not FLAGS.vocabulary:
+    console.fail('--tfrecords needs --vocabulary: the vocabulary the TFRecords were converted '
+                 'with (their class indices)')
   if bool(FLAGS.saved_model) == bool(FLAGS.checkpoint):
     console.fail('give exactly one of --saved_model or --checkpoint')
   try:
-    image_paths = list_images(FLAGS.images)
-    if FLAGS.max_images:
-      image_paths = image_paths[:FLAGS.max_images]
+    image_paths = list_images(FLAGS.images) if FLAGS.images else []
     predictor = Predictor(FLAGS.task, FLAGS.vocabulary, FLAGS.text_encoder)
     if FLAGS.saved_model:
       predictor.load(saved_model=FLAGS.saved_model)
@@ -229,7 +285,8 @@ def main(_) -> None:
       params = experiment_lib.parse_experiment(FLAGS.experiment, FLAGS.config_file,
                                                FLAGS.params_override)
       predictor.load(module=loader.build_serving_module(params, FLAGS.checkpoint))
-    results_path = run(predictor, image_paths, FLAGS.output_dir, FLAGS.score_threshold)
+    results_path = run(predictor, image_paths, FLAGS.output_dir, FLAGS.score_threshold,
+                       FLAGS.tfrecords, FLAGS.max_images)
   except (ValueError, KeyError, FileNotFoundError) as e:
     console.fail(str(e))
   print(f'[predict] results: {results_path}')

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole DaTaSeg path on the built-in synthetic suite, on CPU, in a few minutes:
 #   generate raw datasets -> convert to TFRecords -> train dataseg_demo (co-training on three
-#   datasets) -> evaluate every dataset -> export a SavedModel -> predict overlay PNGs.
+#   datasets) -> evaluate every dataset -> export a SavedModel -> predict: figures of
+#   input | prediction | ground truth, and one combined figure.
 # Everything is written under demo_output/ (git-ignored). Extra arguments go to train.py, e.g.
 #   bash scripts/demo.sh --params_override=trainer.train_steps=100
 set -euo pipefail
@@ -9,7 +10,6 @@ cd "$(dirname "$0")/.."
 out=demo_output
 bash scripts/setup_env.sh
 . .venv/bin/activate
-export TF_CPP_MIN_LOG_LEVEL=3 TF_USE_LEGACY_KERAS=1
 
 echo "[demo] 1/5 generate the synthetic suite (real raw formats) and convert it to TFRecords"
 python -m tfrecords_tools.synthetic_suite --output_dir "$out/raw" --seed 0 \
@@ -24,23 +24,24 @@ rm -rf "$out/saved_model"
 python export_saved_model.py --experiment=dataseg_demo --config_file="$out/model/params.yaml" \
     --checkpoint_path="$out/model" --export_dir="$out/saved_model"
 
-voc="$out/raw/voc/VOCdevkit/VOC2012"
-echo "[demo] 4/5 predict on validation images (overlay PNGs + results.json)"
-python predict.py --saved_model="$out/saved_model" --task=panoptic --max_images=3 \
-    --images="$out/raw/coco/val2017" --output_dir="$out/predictions/coco_panoptic"
-python predict.py --saved_model="$out/saved_model" --task=semantic --vocabulary=synthetic_ade \
-    --max_images=2 --images="$out/raw/ade/ADEChallengeData2016/images/validation" \
-    --output_dir="$out/predictions/ade_semantic"
-python predict.py --saved_model="$out/saved_model" --task=instance --vocabulary=synthetic_o365 \
-    --max_images=2 --images="$out/raw/o365/images/val/patch0" \
-    --output_dir="$out/predictions/o365_instance"
-python predict.py --saved_model="$out/saved_model" --task=semantic --vocabulary=synthetic_voc \
-    --images="$(head -n 2 "$voc/ImageSets/Segmentation/val.txt" | sed "s|.*|$voc/JPEGImages/&.jpg|" | paste -sd, -)" \
-    --output_dir="$out/predictions/voc_semantic_transfer"
+echo "[demo] 4/5 predict on validation TFRecords: one figure per image + results.json"
+# dataset:task, each predicted with its own vocabulary; VOC is direct transfer (never trained on).
+for run in synthetic_ade:semantic synthetic_coco:panoptic synthetic_o365:instance \
+           synthetic_voc:semantic; do
+  dataset="${run%%:*}" task="${run#*:}"
+  python predict.py --saved_model="$out/saved_model" --task="$task" --vocabulary="$dataset" \
+      --tfrecords="$out/tfrecords/${dataset}_val-*-of-*" --max_images=2 \
+      --output_dir="$out/predictions/$dataset"
+done
+figure="$out/figure.png"
+python -m official_dataseg.evaluation.figures --output="$figure" \
+    $(for dataset in synthetic_ade synthetic_coco synthetic_o365 synthetic_voc; do
+        find "$out/predictions/$dataset" -name '*.png' | sort | head -n 1; done) > /dev/null
 
 echo "[demo] 5/5 done. Outputs:"
 echo "  TFRecords:   $out/tfrecords"
 echo "  checkpoints: $out/model (TensorBoard: tensorboard --logdir $out/model)"
 echo "  metrics:     $out/model/metrics.json"
 echo "  SavedModel:  $out/saved_model"
-echo "  overlays:    $(find "$out/predictions" -name '*.png' | wc -l) PNGs under $out/predictions"
+echo "  figures:     $(find "$out/predictions" -name '*.png' | wc -l) PNGs under $out/predictions"
+echo "  one figure (rows: ADE semantic, COCO panoptic, O365 instance, VOC transfer): $figure"

@@ -65,3 +65,12 @@ def test_predict_missing_images(tmp_path):
   result = run('predict.py', f'--saved_model={tmp_path}', f'--images={tmp_path}/none.jpg',
                f'--output_dir={tmp_path}/out')
   assert_one_line_error(result, 'none.jpg')
+
+
+@pytest.mark.slow
+def test_export_names_the_default_dataset_flag(tmp_path):
+  # `--vocabulary` means a vocabulary (predict.py, text.embed, the converters); the export's
+  # choice of a dataset is `--default_dataset`.
+  result = run('export_saved_model.py', '--experiment=dataseg_demo', '--vocabulary=synthetic_ade',
+               f'--checkpoint_path={tmp_path}', f'--export_dir={tmp_path}/out')
+  assert_one_line_error(result, 'vocabulary', '--default_dataset')

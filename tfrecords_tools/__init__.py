@@ -1,0 +1,3 @@
+"""Raw dataset layouts -> DaTaSeg tf.Example shards."""
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import

@@ -16,9 +16,10 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import (  # pylint: disable=g-import-not-at-top,unused-import
+    quiet_tensorflow)
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf, tf_keras  # pylint: disable=g-import-not-at-top,unused-import

@@ -12,8 +12,8 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')  # A CPU benchmark.
 
 from absl import app  # pylint: disable=g-import-not-at-top

@@ -13,10 +13,10 @@ function (no forward pass is executed). Conventions:
   * element-wise ops (norms, softmax, activations) count as TF counts them
     (mostly 1 FLOP per output element); resizes and gathers count 0.
 """
-import os
 import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+# Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
+from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

@@ -173,7 +173,8 @@ def step_schedule_optimization(learning_rate: float, train_steps: int,
           'type': 'stepwise',
           'stepwise': {
               'boundaries': boundaries,
-              'values': [learning_rate, learning_rate * 0.1, learning_rate * 0.01],
+              # Rounded to 12 digits: 4e-06, not 4.000000000000001e-06, in saved configs.
+              'values': [float(f'{learning_rate * factor:.12g}') for factor in (1, 0.1, 0.01)],
           },
       },
       'warmup': {

@@ -24,17 +24,21 @@ VIT_SIZES = {
 class ViTDet(hyperparams.Config):
   """ViTDet backbone: plain ViT with windowed attention + simple pyramid.
 
+  The sizes that are built are the explicit fields; a saved config shows them. `model_id` names a
+  preset of `VIT_SIZES`: at construction it fills the size fields left unset (0, [] or a negative
+  drop-path rate); an override (YAML, `--params_override`) that changes `model_id` brings the
+  preset's sizes unless it states them too. A preset whose sizes were changed otherwise is an
+  error at build time (set `model_id: ''` to build explicit sizes).
+
   Attributes:
-    model_id: 'vit-b' or 'vit-l' selects the sizes in `VIT_SIZES`; '' uses
-      the explicit fields below.
+    model_id: 'vit-b' or 'vit-l' (a preset of `VIT_SIZES`), or '' for explicit sizes only.
     patch_size: patch embedding stride (16).
-    num_layers / hidden_size / num_heads / mlp_ratio: explicit ViT sizes,
-      used when `model_id` is ''.
-    global_attention_indices: 0-based blocks with global attention (explicit
-      sizes only; `model_id` brings its own).
+    num_layers / hidden_size / num_heads: ViT sizes; 0 takes the preset's.
+    mlp_ratio: MLP width / hidden size.
+    global_attention_indices: 0-based blocks with global attention; [] takes the preset's.
     window_size: side of the square attention windows in the other blocks.
-    drop_path_rate: stochastic-depth rate of the last block (linear ramp);
-      negative means the model_id's default.
+    drop_path_rate: stochastic-depth rate of the last block (linear ramp); negative takes the
+      preset's (0 without a preset).
     use_rel_pos: decomposed relative position bias in every block.
     rel_pos_grid_size: grid side at which global blocks store their relative
       position tables (ViTDet: 1024 / 16 = 64); resized to the actual grid.
@@ -46,12 +50,11 @@ class ViTDet(hyperparams.Config):
   """
   model_id: str = 'vit-b'
   patch_size: int = 16
-  num_layers: int = 12
-  hidden_size: int = 768
-  num_heads: int = 12
+  num_layers: int = 0
+  hidden_size: int = 0
+  num_heads: int = 0
   mlp_ratio: float = 4.0
-  global_attention_indices: List[int] = dataclasses.field(
-      default_factory=lambda: [2, 5, 8, 11])
+  global_attention_indices: List[int] = dataclasses.field(default_factory=list)
   window_size: int = 14
   drop_path_rate: float = -1.0
   use_rel_pos: bool = True
@@ -60,6 +63,35 @@ class ViTDet(hyperparams.Config):
   pretrain_image_size: int = 224
   pyramid_filters: int = 256
   layer_norm_epsilon: float = 1e-6
+
+  def __post_init__(self, *args, **kwargs):
+    super().__post_init__(*args, **kwargs)
+    if self.model_id in VIT_SIZES:
+      for field, value in zip(_PRESET_FIELDS, VIT_SIZES[self.model_id]):
+        if _is_unset(getattr(self, field)):
+          setattr(self, field, list(value) if isinstance(value, tuple) else value)
+    elif self.drop_path_rate < 0:
+      self.drop_path_rate = 0.0
+
+  def _override(self, override_dict, is_strict=True):
+    """A new preset `model_id` also sets the preset's sizes that the override leaves out."""
+    model_id = override_dict.get('model_id', self.model_id)
+    if model_id != self.model_id and model_id in VIT_SIZES:
+      preset = {field: list(value) if isinstance(value, tuple) else value
+                for field, value in zip(_PRESET_FIELDS, VIT_SIZES[model_id])}
+      override_dict = {**preset, **override_dict}
+    super()._override(override_dict, is_strict)
+
+
+_PRESET_FIELDS = ('num_layers', 'hidden_size', 'num_heads', 'global_attention_indices',
+                  'drop_path_rate')
+
+
+def _is_unset(value) -> bool:
+  """0, [] or a negative rate: a size field that a `model_id` preset fills."""
+  if isinstance(value, (list, tuple)):
+    return not value
+  return value <= 0 if isinstance(value, int) else value < 0
 
 
 @dataclasses.dataclass
@@ -171,7 +203,7 @@ class DataSegModel(hyperparams.Config):
 
 
 def resolve_vit_sizes(config: ViTDet) -> dict:
-  """Returns the ViT sizes a `ViTDet` config stands for.
+  """Returns the ViT sizes a `ViTDet` config builds (its explicit fields).
 
   Args:
     config: a `ViTDet` config.
@@ -181,27 +213,30 @@ def resolve_vit_sizes(config: ViTDet) -> dict:
     drop_path_rate.
 
   Raises:
-    ValueError: unknown `model_id`.
+    ValueError: unknown `model_id`, a size left unset, or a preset `model_id` whose sizes were
+      changed after construction (e.g. `model_id` overridden alone: the sizes would be stale).
   """
+  if config.model_id and config.model_id not in VIT_SIZES:
+    raise ValueError(
+        f'ViTDet.model_id: expected one of {sorted(VIT_SIZES)} or \'\', '
+        f'got {config.model_id!r}.')
+  sizes = dict(num_layers=config.num_layers, hidden_size=config.hidden_size,
+               num_heads=config.num_heads,
+               global_attention_indices=list(config.global_attention_indices),
+               drop_path_rate=max(config.drop_path_rate, 0.0))
   if config.model_id:
-    if config.model_id not in VIT_SIZES:
+    preset = dict(zip(_PRESET_FIELDS[:4], VIT_SIZES[config.model_id]))
+    preset['global_attention_indices'] = list(preset['global_attention_indices'])
+    stale = {k: sizes[k] for k, v in preset.items() if sizes[k] != v}
+    if stale:
       raise ValueError(
-          f'ViTDet.model_id: expected one of {sorted(VIT_SIZES)} or \'\', '
-          f'got {config.model_id!r}.')
-    num_layers, hidden_size, num_heads, global_indices, drop_path = (
-        VIT_SIZES[config.model_id])
-  else:
-    num_layers, hidden_size, num_heads = (
-        config.num_layers, config.hidden_size, config.num_heads)
-    global_indices = tuple(config.global_attention_indices)
-    drop_path = 0.0
-  if config.drop_path_rate >= 0:
-    drop_path = config.drop_path_rate
-  return dict(num_layers=num_layers, hidden_size=hidden_size,
-              num_heads=num_heads,
-              global_attention_indices=list(global_indices),
-              drop_path_rate=drop_path)
-
+          f'ViTDet.model_id={config.model_id!r} is {preset}, but the config says {stale}: '
+          'set the sizes with the model_id, or model_id=\'\' to build explicit sizes.')
+  for name in ('num_layers', 'hidden_size', 'num_heads'):
+    if sizes[name] <= 0:
+      raise ValueError(f'ViTDet.{name} must be > 0 (or come from a model_id), got '
+                       f'{sizes[name]}.')
+  return sizes
 
 
 def tiny_model_config() -> DataSegModel:

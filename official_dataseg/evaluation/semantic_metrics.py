@@ -2,8 +2,10 @@
 
 A confusion matrix accumulates over images; IoU of class c is
 TP / (TP + FP + FN). mIoU averages over the classes whose union is non-zero
-(present in the ground truth or the prediction), the usual confusion-matrix
-mIoU (e.g. mmseg / detectron2's SemSegEvaluator reporting on present classes).
+(present in the ground truth or the prediction), as mmsegmentation does: a
+class that is only predicted counts with IoU 0. detectron2's SemSegEvaluator
+averages over the classes present in the ground truth only (`pos_gt > 0`),
+which leaves such false-positive-only classes out and can be higher.
 """
 
 from typing import Any, Dict, Sequence

@@ -1,8 +1,10 @@
-"""Overlay images of semantic, panoptic and instance results, with a legend.
+"""Overlay images of semantic, panoptic and instance results.
 
 Colours are deterministic: class c always gets the same colour (golden-ratio
 hue steps), and thing instances of one class get lighter/darker variants of
-it. Everything is NumPy + PIL on the host; outputs are uint8 [H, W, 3].
+it. Everything is NumPy + PIL on the host; outputs are uint8 [H, W, 3]. With
+`legend=True` the classes are listed in a corner of the overlay (the small
+TensorBoard summaries); `figures.py` lists them beside the panels instead.
 """
 
 import colorsys
@@ -15,6 +17,15 @@ from official_dataseg.utils import atomic_write
 
 _ALPHA = 0.5
 _VOID_COLOR = (0, 0, 0)
+LABEL_FONT_SIZE = 14
+
+
+def font(size: int) -> ImageFont.ImageFont:
+  """PIL's scalable default font at `size` px (its small bitmap font on old Pillow)."""
+  try:
+    return ImageFont.load_default(size=size)
+  except TypeError:  # Pillow < 10.1.
+    return ImageFont.load_default()
 
 
 def class_color(class_index: int) -> np.ndarray:
@@ -54,19 +65,20 @@ def _draw_legend(image: np.ndarray, entries) -> np.ndarray:
     return image
   canvas = Image.fromarray(image)
   draw = ImageDraw.Draw(canvas)
-  font = ImageFont.load_default()
+  small_font = ImageFont.load_default()
   line_height = 12
-  width = 16 + max(int(draw.textlength(name, font=font)) for name, _ in entries)
+  width = 16 + max(int(draw.textlength(name, font=small_font)) for name, _ in entries)
   draw.rectangle([0, 0, width + 4, line_height * len(entries) + 4],
                  fill=(0, 0, 0))
   for row, (name, color) in enumerate(entries):
     top = 2 + row * line_height
     draw.rectangle([2, top + 1, 11, top + 10], fill=tuple(int(c) for c in color))
-    draw.text((14, top), name, fill=(255, 255, 255), font=font)
+    draw.text((14, top), name, fill=(255, 255, 255), font=small_font)
   return np.asarray(canvas)
 
 
-def _name(class_names: Sequence[str], class_index: int) -> str:
+def class_name(class_names: Sequence[str], class_index: int) -> str:
+  """The name of `class_index`, or 'class <index>' outside `class_names`."""
   if 0 <= class_index < len(class_names):
     return str(class_names[class_index])
   return f'class {class_index}'
@@ -74,7 +86,7 @@ def _name(class_names: Sequence[str], class_index: int) -> str:
 
 def overlay_semantic(image: np.ndarray, label_map: np.ndarray,
                      class_names: Sequence[str],
-                     ignore_label: int = 255) -> np.ndarray:
+                     ignore_label: int = 255, legend: bool = True) -> np.ndarray:
   """Colours each pixel by its class.
 
   Args:
@@ -83,9 +95,10 @@ def overlay_semantic(image: np.ndarray, label_map: np.ndarray,
       are left unpainted.
     class_names: names indexed by class.
     ignore_label: label not drawn.
+    legend: list the classes present in the top-left corner.
 
   Returns:
-    uint8 [H, W, 3] with a legend of the classes present.
+    uint8 [H, W, 3].
   """
   image = _check_image(image)
   label_map = np.asarray(label_map).astype(np.int64)
@@ -95,13 +108,15 @@ def overlay_semantic(image: np.ndarray, label_map: np.ndarray,
   for c in present:
     colors[label_map == c] = class_color(int(c))
   overlaid = _blend(image, colors, painted)
-  return _draw_legend(overlaid, [(_name(class_names, int(c)), class_color(int(c)))
+  if not legend:
+    return overlaid
+  return _draw_legend(overlaid, [(class_name(class_names, int(c)), class_color(int(c)))
                                  for c in present])
 
 
 def overlay_panoptic(image: np.ndarray, category_map: np.ndarray,
                      instance_map: np.ndarray, class_names: Sequence[str],
-                     void_label: int = -1) -> np.ndarray:
+                     void_label: int = -1, legend: bool = True) -> np.ndarray:
   """Colours stuff by class and each thing instance by a class variant.
 
   Args:
@@ -110,9 +125,10 @@ def overlay_panoptic(image: np.ndarray, category_map: np.ndarray,
     instance_map: [H, W] int instance id, 0 for stuff and void.
     class_names: names indexed by class.
     void_label: category value of void pixels.
+    legend: list the classes present in the top-left corner.
 
   Returns:
-    uint8 [H, W, 3] with instance outlines and a legend of classes present.
+    uint8 [H, W, 3] with instance outlines.
   """
   image = _check_image(image)
   category_map = np.asarray(category_map).astype(np.int64)
@@ -133,31 +149,38 @@ def overlay_panoptic(image: np.ndarray, category_map: np.ndarray,
   border[:, 1:] |= segment[:, 1:] != segment[:, :-1]
   overlaid[border & painted] = 255
   present = np.unique(category_map[painted])
-  return _draw_legend(overlaid, [(_name(class_names, int(c)), class_color(int(c)))
+  if not legend:
+    return overlaid
+  return _draw_legend(overlaid, [(class_name(class_names, int(c)), class_color(int(c)))
                                  for c in present])
 
 
 def overlay_instances(image: np.ndarray, masks: np.ndarray,
-                      classes: np.ndarray, scores: np.ndarray,
+                      classes: np.ndarray, scores: Optional[np.ndarray],
                       class_names: Sequence[str],
                       score_threshold: float = 0.5,
-                      max_instances: Optional[int] = 100) -> np.ndarray:
+                      max_instances: Optional[int] = 100,
+                      legend: bool = True) -> np.ndarray:
   """Draws masks, boxes and "name score" labels of scored instances.
 
   Args:
     image: uint8 [H, W, 3].
     masks: [K, H, W] bool/0-1.
     classes: [K] int class index.
-    scores: [K] float.
+    scores: [K] float, or None (ground truth: every instance, labelled by name).
     class_names: names indexed by class.
     score_threshold: instances with a lower score are not drawn.
     max_instances: at most this many, highest scores first.
+    legend: list the classes drawn in the top-left corner.
 
   Returns:
-    uint8 [H, W, 3] with a legend of the classes drawn.
+    uint8 [H, W, 3].
   """
   image = _check_image(image)
   masks = np.asarray(masks) > 0
+  with_scores = scores is not None
+  if not with_scores:
+    scores = np.ones([len(masks)], np.float32)
   order = [k for k in np.argsort(-np.asarray(scores), kind='stable')
            if scores[k] >= score_threshold and masks[k].any()]
   order = order[:max_instances]
@@ -169,16 +192,22 @@ def overlay_instances(image: np.ndarray, masks: np.ndarray,
     overlaid = _blend(overlaid, colors, masks[k])
   canvas = Image.fromarray(overlaid)
   draw = ImageDraw.Draw(canvas)
+  label_font = font(LABEL_FONT_SIZE)
   for k in order:
     rows, cols = np.nonzero(masks[k])
     color = tuple(int(c) for c in class_color(int(classes[k])))
     draw.rectangle([cols.min(), rows.min(), cols.max(), rows.max()],
-                   outline=color)
-    draw.text((int(cols.min()) + 2, int(rows.min()) + 1),
-              f'{_name(class_names, int(classes[k]))} {scores[k]:.2f}',
-              fill=color)
+                   outline=color, width=2)
+    label = class_name(class_names, int(classes[k]))
+    if with_scores:
+      label = f'{label} {scores[k]:.2f}'
+    # Dark outline: the label stays readable on any background.
+    draw.text((int(cols.min()) + 3, int(rows.min()) + 2), label, fill=color, font=label_font,
+              stroke_width=2, stroke_fill=(0, 0, 0))
+  if not legend:
+    return np.asarray(canvas)
   drawn = sorted({int(classes[k]) for k in order})
-  return _draw_legend(np.asarray(canvas), [(_name(class_names, c), class_color(c))
+  return _draw_legend(np.asarray(canvas), [(class_name(class_names, c), class_color(c))
                                            for c in drawn])
 
 

@@ -58,3 +58,14 @@ def current_learning_rate(optimizer) -> tf.Tensor:
   if callable(schedule):
     return tf.cast(schedule(optimizer.iterations), tf.float32)
   return tf.cast(schedule, tf.float32)
+
+
+def base_learning_rate(optimizer) -> tf.Tensor:
+  """float32 [] the schedule's learning rate at the optimizer's step, without the multiplier."""
+  optimizer = getattr(optimizer, 'inner_optimizer', optimizer)
+  schedule = optimizer.learning_rate
+  if isinstance(schedule, MultipliedSchedule):
+    schedule = schedule.base_schedule
+  if callable(schedule):
+    return tf.cast(schedule(optimizer.iterations), tf.float32)
+  return tf.cast(schedule, tf.float32)

@@ -10,6 +10,7 @@ Fault tolerance: the training input iterator is part of the checkpoint (a restar
 at the same data position), the train step can be compiled whole with XLA, and the runner's
 checkpoint manager falls back to the previous checkpoint when the latest cannot be read.
 """
+import functools
 import os
 from typing import Dict, Optional
 
@@ -22,6 +23,8 @@ from official.core import train_lib
 from official.core import train_utils
 
 from official_dataseg.evaluation import report
+from official_dataseg.tasks import learning_rate as lr_lib
+from official_dataseg.tasks import progress
 
 METRICS_FILE = 'metrics.json'
 
@@ -86,8 +89,13 @@ class MultiDatasetTrainer(base_trainer.Trainer):
     self.strategy.run(step_fn, args=(inputs,), options=self._runtime_options)
 
   def train_loop_end(self):
-    """Model Garden's loop end, then a clear stop after too many non-finite steps in a row."""
+    """Model Garden's loop end, then a clear stop after too many non-finite steps in a row.
+
+    `learning_rate` is the schedule's, without the last step's dataset multiplier (the
+    multipliers are fixed per dataset in the config).
+    """
     logs = super().train_loop_end()
+    logs['learning_rate'] = lr_lib.base_learning_rate(self.optimizer)
     limit = self.config.task.max_consecutive_nonfinite_steps
     in_a_row = int(self.task.consecutive_nonfinite_steps.numpy())
     if limit > 0 and in_a_row >= limit:
@@ -175,7 +183,13 @@ class FallbackCheckpointManager(tf.train.CheckpointManager):
 
 
 class MultiDatasetExperimentRunner(train_lib.OrbitExperimentRunner):
-  """Model Garden's experiment runner, building a `MultiDatasetTrainer`."""
+  """Model Garden's experiment runner, building a `MultiDatasetTrainer` and a one-line console."""
+
+  def __init__(self, distribution_strategy, task, mode, params, model_dir, **kwargs):
+    kwargs.setdefault('controller_cls', functools.partial(
+        progress.ProgressController,
+        dataset_names=[d.name for d in params.task.train_data.datasets]))
+    super().__init__(distribution_strategy, task, mode, params, model_dir, **kwargs)
 
   def _maybe_build_checkpoint_manager(self) -> Optional[tf.train.CheckpointManager]:
     manager = super()._maybe_build_checkpoint_manager()

@@ -23,8 +23,9 @@ def parse_flags_or_fail(argv: List[str]) -> List[str]:
   except flags.Error as e:
     own_flags = sorted(
         name for name, flag in flags.FLAGS._flags().items()  # pylint: disable=protected-access
+        # absl names a script's own flags after argv[0] (the path as typed).
         if name == flag.name and flags.FLAGS.find_module_defining_flag(name) in (
-            argv[0].rsplit('/', 1)[-1].replace('.py', ''), '__main__',
+            argv[0], argv[0].rsplit('/', 1)[-1].replace('.py', ''), '__main__',
             'official.common.flags'))
     message = str(e).replace('\n', ' ')
     fail(f'{message} Valid flags: {", ".join("--" + n for n in own_flags)}')

@@ -1,15 +1,8 @@
-"""The registered experiments carry the paper's numbers (appendix H, Table 13), and the YAML files
-under experiments/ are up to date with them."""
-import os
-import subprocess
-import sys
-
+"""The registered experiments carry the paper's numbers (appendix H, Table 13)."""
 import pytest
 
 from official.core import exp_factory
 from official_dataseg import registry_imports  # pylint: disable=unused-import
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # (batch, steps, learning rate, backbone type, ViT id) from the paper's appendix H.
 PAPER = {
@@ -59,13 +52,6 @@ def test_paper_settings(name):
                    'pascal_voc', 'pascal_context_59', 'pascal_context_459', 'coco_semantic',
                    'cityscapes_panoptic'):
     assert required in evaluated
-
-
-@pytest.mark.slow
-def test_experiment_yaml_files_are_up_to_date():
-  result = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'write_experiment_yamls.py'),
-                           '--check'], capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr
 
 
 def _datasets(config):

@@ -49,3 +49,12 @@ def test_optimizer_config_serialises_and_round_trips():
   config = optimizer.get_config()['learning_rate']
   schedule = lr_lib.MultipliedSchedule.from_config(config['config'])
   assert float(schedule(0)) == np.float32(0.1)  # Multiplier back at 1.
+
+
+def test_base_learning_rate_leaves_the_multiplier_out():
+  # What the console and the `learning_rate` summary show: the schedule, not the last dataset's
+  # multiplied rate.
+  optimizer = _optimizer(learning_rate=0.1)
+  lr_lib.set_dataset_multiplier(optimizer, 5.0)
+  assert float(lr_lib.current_learning_rate(optimizer)) == np.float32(0.5)
+  assert float(lr_lib.base_learning_rate(optimizer)) == np.float32(0.1)
