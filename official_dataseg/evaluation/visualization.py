@@ -13,6 +13,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from official_dataseg import common
+
 _ALPHA = 0.5
 _VOID_COLOR = (0, 0, 0)
 
@@ -74,7 +76,7 @@ def _name(class_names: Sequence[str], class_index: int) -> str:
 
 def overlay_semantic(image: np.ndarray, label_map: np.ndarray,
                      class_names: Sequence[str],
-                     ignore_label: int = 255) -> np.ndarray:
+                     ignore_label: int = common.VOID_LABEL) -> np.ndarray:
   """Colours each pixel by its class.
 
   Args:
