@@ -150,12 +150,15 @@ def semantic_label_map(label_png: np.ndarray, num_classes: int, ignore_label: in
 def evaluate_semantic(gt_folder: str, pred_folder: str, num_classes: int,
                       ignore_label: int = 255,
                       ignore_classes: Sequence[int] = (),
-                      reduce_zero_label: bool = False) -> Dict[str, Any]:
+                      reduce_zero_label: bool = False,
+                      split_file: Optional[str] = None) -> Dict[str, Any]:
   """mIoU of label PNGs in `pred_folder` against those in `gt_folder`.
 
   Ground-truth files store void as `ignore_label` and, with
   `reduce_zero_label`, class c as c + 1 (see `semantic_label_map`);
-  prediction files store class indices 0..C-1.
+  prediction files store class indices 0..C-1. Every ground-truth PNG is
+  scored, or with `split_file` (one image stem a line, as VOC's
+  ImageSets/Segmentation/val.txt) the listed ones.
   """
   highest_class_value = num_classes if reduce_zero_label else num_classes - 1
   if 0 <= ignore_label <= highest_class_value:
@@ -165,9 +168,13 @@ def evaluate_semantic(gt_folder: str, pred_folder: str, num_classes: int,
         '255, 16-bit files: 65535).')
   evaluator = semantic_metrics.SemanticEvaluator(
       num_classes, ignore_label=common.VOID_LABEL, ignore_classes=ignore_classes)
-  gt_files = file_formats.list_pngs(gt_folder)
+  if split_file:
+    with open(split_file) as f:
+      gt_files = [line.strip() + '.png' for line in f if line.strip()]
+  else:
+    gt_files = file_formats.list_pngs(gt_folder)
   if not gt_files:
-    raise ValueError(f'{gt_folder}: no PNG label files.')
+    raise ValueError(f'{split_file or gt_folder}: no PNG label files.')
   for file_name in gt_files:
     pred_path = os.path.join(pred_folder, file_name)
     if not os.path.isfile(pred_path):
@@ -223,6 +230,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument('--reduce_zero_label', action='store_true',
                       help='Semantic: GT files store 0 = unlabelled and class c as c + 1 '
                       '(raw ADE20K annotations).')
+  parser.add_argument('--split_file', default=None,
+                      help='Semantic: score only the images listed (one stem a line, as '
+                      "VOC's ImageSets/Segmentation/val.txt).")
   parser.add_argument('--max_detections', type=int, default=100,
                       help='Instance: detections per image scored.')
   parser.add_argument('--ignore_classes', type=int, nargs='*', default=(),
@@ -249,7 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   else:
     results = evaluate_semantic(args.gt, args.pred, args.num_classes,
                                 args.ignore_label, args.ignore_classes,
-                                args.reduce_zero_label)
+                                args.reduce_zero_label, args.split_file)
   print(format_table(args.task, results))
   if args.output:
     temp_path = args.output + '.tmp'
