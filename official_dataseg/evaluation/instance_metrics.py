@@ -74,9 +74,30 @@ def coco_mask_ap(coco_gt: coco_api.COCO,
     evaluator.params.maxDets = [1, 10, max_detections]
     evaluator.evaluate()
     evaluator.accumulate()
-    evaluator.summarize()
-  return {name: float(value)
-          for name, value in zip(AP_METRIC_NAMES, evaluator.stats[:6])}
+  return _summarize(evaluator)
+
+
+def _summarize(evaluator: cocoeval.COCOeval) -> Dict[str, float]:
+  """COCOeval.summarize's six AP numbers at the last `maxDets` entry.
+
+  `summarize` itself reads AP at 100 detections whatever `maxDets` holds (its stats[0] is -1
+  when 100 is not listed), so the numbers are read from the accumulated precision here: the mean
+  over IoU thresholds, recall points and categories of the entries > -1 (-1 when none).
+  """
+  precision = evaluator.eval['precision']  # [T, R, K, A, M]
+  area_names = evaluator.params.areaRngLbl  # ['all', 'small', 'medium', 'large']
+  iou_thresholds = evaluator.params.iouThrs
+
+  def average(iou=None, area='all'):
+    values = precision[:, :, :, area_names.index(area), -1]
+    if iou is not None:
+      values = values[np.flatnonzero(np.isclose(iou_thresholds, iou))]
+    values = values[values > -1]
+    return float(values.mean()) if values.size else -1.0
+
+  return {'AP': average(), 'AP50': average(iou=0.5), 'AP75': average(iou=0.75),
+          'APs': average(area='small'), 'APm': average(area='medium'),
+          'APl': average(area='large')}
 
 
 def box_region_mask(box_yxyx: Sequence[float], height: int, width: int) -> np.ndarray:
