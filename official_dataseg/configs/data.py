@@ -85,9 +85,10 @@ class DataConfig(cfg.DataConfig):
   Attributes:
     datasets: the datasets, in dataset-id order.
     output_size: [height, width] of the model input (images are resized and padded / cropped).
-    max_instances: static number of ground-truth objects per image (M).
-    eval_groundtruth_size: [height, width] to which full-resolution evaluation ground truth is
-      padded (must be >= every evaluation image).
+    max_instances: static number of ground-truth objects per image in the training targets (M;
+      the largest are kept, see `dataseg_parser`); evaluation scores every object.
+    eval_groundtruth_size: no longer used: evaluation ground truth travels complete at each
+      image's own size (`ops/groundtruth_codec.py`). Kept so that saved configs still load.
     dtype: image dtype fed to the model ('float32', 'bfloat16').
   """
   datasets: Tuple[DatasetConfig, ...] = ()

@@ -81,7 +81,7 @@ class DataSegParser(parser.Parser):
     self._dataset_id = dataset_id
     self._output_size = [int(s) for s in output_size]
     self._max_instances = max_instances
-    self._eval_size = [int(s) for s in eval_groundtruth_size]
+    del eval_groundtruth_size  # Evaluation ground truth keeps each image's own size.
     self._aug_rand_hflip = aug_rand_hflip
     self._aug_scale_min = aug_scale_min
     self._aug_scale_max = aug_scale_max
