@@ -117,7 +117,7 @@ def label_map_from_segments(segment_map: np.ndarray, segment_classes: np.ndarray
 
   Args:
     segment_map: [H, W] int, 0 = void, k -> segment k - 1 (the convention of
-      `common.EVAL_SEGMENTATION`).
+      the evaluation ground truth, `ops/groundtruth_codec.py`).
     segment_classes: [M] int class of each segment.
     void_label: label given to void pixels.
 
