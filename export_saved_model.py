@@ -36,6 +36,9 @@ flags.DEFINE_integer('batch_size', 0, 'Static batch size of image_tensor inputs;
 flags.DEFINE_string('default_dataset', '', 'Name of the experiment dataset whose vocabulary '
                     'and read-out thresholds the default signatures use; default: the first '
                     'panoptic validation dataset.')
+flags.DEFINE_string('modules_dataset', '', 'With dataset-specific modules (appendix E): the '
+                    'training dataset whose modules the signatures use; default: the ones '
+                    'evaluation uses for --default_dataset.')
 flags.DEFINE_integer('max_image_size', 4096, 'Images with a side above this are rejected '
                      'with an error.')
 
@@ -43,14 +46,16 @@ FLAGS = flags.FLAGS
 
 
 def export(params, checkpoint_path: str, export_dir: str, input_type: str,
-           batch_size: int = 0, default_dataset: str = '', max_image_size: int = 4096) -> str:
+           batch_size: int = 0, default_dataset: str = '', max_image_size: int = 4096,
+           modules_dataset: str = '') -> str:
   """Writes the SavedModel atomically (temporary directory, then rename); returns its path."""
   if tf.io.gfile.exists(export_dir):
     raise FileExistsError(f'--export_dir {export_dir!r} already exists')
   if batch_size < 0:
     raise ValueError(f'--batch_size must be >= 0 (0 = any), got {batch_size}')
   module = loader.build_serving_module(params, checkpoint_path, default_dataset, max_image_size,
-                                       input_type=input_type, batch_size=batch_size or None)
+                                       input_type=input_type, batch_size=batch_size or None,
+                                       modules_dataset=modules_dataset)
   temporary_dir = export_dir.rstrip('/') + '.tmp'
   if tf.io.gfile.exists(temporary_dir):
     tf.io.gfile.rmtree(temporary_dir)
@@ -70,7 +75,8 @@ def main(_) -> None:
     params = experiment_lib.parse_experiment(FLAGS.experiment, FLAGS.config_file,
                                              FLAGS.params_override)
     path = export(params, FLAGS.checkpoint_path, FLAGS.export_dir, FLAGS.input_type,
-                  FLAGS.batch_size, FLAGS.default_dataset, FLAGS.max_image_size)
+                  FLAGS.batch_size, FLAGS.default_dataset, FLAGS.max_image_size,
+                  FLAGS.modules_dataset)
   except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
     console.fail(str(e))
   print(f'SavedModel written to {path}')

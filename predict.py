@@ -1,17 +1,27 @@
-r"""Segments images and writes one figure PNG per image and a results JSON.
+r"""Segments images; writes one figure PNG per image, a results JSON and the standard result files
+that `python -m official_dataseg.evaluation.evaluate` scores.
 
   python predict.py --saved_model=EXPORT_DIR --images=photo.jpg,more/ --output_dir=OUT \
-      [--task=panoptic|semantic|instance] [--vocabulary=pascal_voc | --vocabulary=my.npz]
+      [--task=panoptic|semantic|instance] [--vocabulary=pascal_voc | --vocabulary=my.npz] \
+      [--annotations=GT.json]
   python predict.py --saved_model=EXPORT_DIR --tfrecords='tfrecords/ade20k_semantic/val-*' \
       --vocabulary=ade20k_semantic --task=semantic --output_dir=OUT
   python predict.py --checkpoint=MODEL_DIR --experiment=dataseg_demo \
-      --config_file=MODEL_DIR/params.yaml --images=... --output_dir=OUT
+      --config_file=MODEL_DIR/params.yaml [--dataset=NAME] --images=... --output_dir=OUT
 
 A figure shows input | prediction, plus the ground truth when the images come from converted
 TFRecords (`--tfrecords`), side by side with the class legend beside them (see
 `official_dataseg/evaluation/figures.py`). `--vocabulary` swaps the classes: a built-in vocabulary
 name or an embeddings `.npz` written by `python -m official_dataseg.text.embed`; without it the
-exported default vocabulary is used.
+exported default vocabulary is used (with `--checkpoint`: that of the experiment dataset
+`--dataset`, with its read-out thresholds and dataset-specific modules, as evaluation uses them).
+
+Result files (`evaluation/result_files.py`): OUT/panoptic.json + OUT/panoptic/, or
+OUT/instances_results.json, or OUT/semantic/<image stem>.png. Category ids are the vocabulary's
+dataset ids when the vocabulary is known (a built-in `--vocabulary`, or `--checkpoint`), else class
+indices. Image ids come from `--annotations` (a COCO-format JSON, matched by file base name), else
+the file stem (an int when numeric). Images are decoded with TensorFlow's decoder, as in the
+evaluation input pipeline, so the numbers equal `train.py --mode=eval` on the same images.
 """
 import functools
 import json
@@ -24,11 +34,11 @@ from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-im
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import numpy as np
-from PIL import Image
 import tensorflow as tf
 
 from official_dataseg.evaluation import figures
 from official_dataseg.evaluation import groundtruth
+from official_dataseg.evaluation import result_files
 from official_dataseg.evaluation import visualization
 from official_dataseg.serving import export_module
 from official_dataseg.serving import loader
@@ -56,6 +66,11 @@ flags.DEFINE_string('vocabulary', '', 'Built-in vocabulary name or embeddings .n
 flags.DEFINE_string('text_encoder', 'minilm', 'Encoder of the built-in embeddings.')
 flags.DEFINE_float('score_threshold', 0.3, 'Instance overlays show scores above this.')
 flags.DEFINE_integer('max_images', 0, 'Stop after this many images (0 = all).')
+flags.DEFINE_string('dataset', '', 'With --checkpoint: the experiment dataset whose vocabulary, '
+                    'read-out thresholds and dataset-specific modules are used (default: the '
+                    'first panoptic validation dataset).')
+flags.DEFINE_string('annotations', '', 'COCO-format JSON whose `images` give the image ids of the '
+                    'result files (matched by file base name); default: the file stems.')
 
 FLAGS = flags.FLAGS
 
@@ -77,10 +92,13 @@ def list_images(paths: List[str]) -> List[str]:
 
 
 def read_image(path: str) -> np.ndarray:
+  """uint8 [H, W, 3], decoded as the evaluation input pipeline decodes (TensorFlow)."""
   try:
-    with Image.open(path) as image:
-      return np.asarray(image.convert('RGB'))
-  except (OSError, ValueError) as e:
+    with open(path, 'rb') as f:
+      encoded = f.read()
+    image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+    return image.numpy()
+  except (OSError, ValueError, tf.errors.InvalidArgumentError) as e:
     raise ValueError(f'{path}: not a readable image ({e})') from e
 
 
@@ -91,6 +109,10 @@ class Predictor:
     self.task = task
     self.saved_model = None  # The loaded SavedModel object, held while its signatures run.
     self.custom_vocabulary = None
+    # The dataset's category id of each class index (result files), when known.
+    self.category_ids = None
+    if vocabulary in vocabulary_lib.list_vocabularies():
+      self.category_ids = [c.id for c in vocabulary_lib.load_vocabulary(vocabulary).classes]
     if vocabulary:
       names, embeddings = embeddings_lib.load_class_embeddings(vocabulary, encoder=text_encoder)
       if vocabulary in vocabulary_lib.list_vocabularies():
@@ -230,14 +252,18 @@ def _inputs(image_paths: List[str], tfrecords: str, max_images: int):
 
 
 def run(predictor: Predictor, image_paths: List[str], output_dir: str,
-        score_threshold: float, tfrecords: str = '', max_images: int = 0) -> str:
-  """Writes a figure `<stem>_<task>.png` per image and `results.json`; returns the JSON path.
+        score_threshold: float, tfrecords: str = '', max_images: int = 0,
+        annotations: str = '') -> str:
+  """Writes a figure `<stem>_<task>.png` per image, `results.json` and the result files (see the
+  module docstring); returns the results.json path.
 
   A figure is input | prediction (| ground truth, for `tfrecords` examples) at a display size of
   at least `figures.MIN_LONG_SIDE` px, with the classes shown listed beside the panels. Stems
   come from `unique_stem`.
   """
   os.makedirs(output_dir, exist_ok=True)
+  image_ids = result_files.image_ids_by_file_name(annotations) if annotations else None
+  evaluable = result_files.ResultFiles(output_dir, predictor.task, predictor.category_ids)
   results = {}
   taken_stems = set()
   for index, (name, image, encoded_image, example) in enumerate(
@@ -256,11 +282,17 @@ def run(predictor: Predictor, image_paths: List[str], output_dir: str,
     overlay_path = os.path.join(output_dir, f'{stem}_{predictor.task}.png')
     visualization.save_png(figures.side_by_side(panels, figures.legend_entries(drawn)),
                            overlay_path)
+    file_name = os.path.basename(name)
+    if image_ids is not None and file_name not in image_ids:
+      raise ValueError(f'--annotations {annotations}: no image with file name {file_name!r}')
+    evaluable.add(image_ids[file_name] if image_ids is not None else
+                  result_files.default_image_id(file_name), stem, outputs)
     results[name] = {'overlay': overlay_path, **result}
     print(f'[predict] {index + 1} {name} -> {overlay_path}')
   results_path = os.path.join(output_dir, 'results.json')
   with atomic_write.atomic_write(results_path) as f:
     json.dump(results, f, indent=1)
+  print(f'[predict] result files: {", ".join(evaluable.close())}')
   return results_path
 
 
@@ -284,9 +316,13 @@ def main(_) -> None:
         console.fail('--checkpoint needs --experiment (and usually --config_file)')
       params = experiment_lib.parse_experiment(FLAGS.experiment, FLAGS.config_file,
                                                FLAGS.params_override)
-      predictor.load(module=loader.build_serving_module(params, FLAGS.checkpoint))
+      if predictor.category_ids is None and not FLAGS.vocabulary:
+        dataset = loader.find_dataset_config(params, FLAGS.dataset)
+        predictor.category_ids = [
+            c.id for c in vocabulary_lib.load_vocabulary(dataset.vocabulary).classes]
+      predictor.load(module=loader.build_serving_module(params, FLAGS.checkpoint, FLAGS.dataset))
     results_path = run(predictor, image_paths, FLAGS.output_dir, FLAGS.score_threshold,
-                       FLAGS.tfrecords, FLAGS.max_images)
+                       FLAGS.tfrecords, FLAGS.max_images, FLAGS.annotations)
   except (ValueError, KeyError, FileNotFoundError) as e:
     console.fail(str(e))
   print(f'[predict] results: {results_path}')

@@ -69,17 +69,16 @@ GT_CLASSES = 'gt_classes'        # int32 [M]: 0-based vocabulary index (0 for pa
 GT_BOXES = 'gt_boxes'            # float32 [M, 4]: yxyx normalised to the padded image.
 GT_VALID = 'gt_valid'            # float32 [M]: 1 real object, 0 padding.
 IGNORE_MASK = 'ignore_mask'      # uint8 [S_h/4, S_w/4]: 1 where no loss applies.
-NUM_TRUNCATED = 'num_truncated'  # int32 []: objects dropped for exceeding M.
-# Evaluation ground truth at the original resolution, padded to E = eval size.
-EVAL_SEGMENTATION = 'eval_segmentation'  # int32 [E_h, E_w]: 0 void, k -> object k-1.
-# uint8 [ceil(M / 8), E_h, E_w] (instance data): object k's mask is bit k % 8 of plane k // 8
-# (ops/mask_bits.py).
-EVAL_INSTANCE_MASK_BITS = 'eval_instance_mask_bits'
-EVAL_CLASSES = 'eval_classes'            # int32 [M].
-EVAL_IS_CROWD = 'eval_is_crowd'          # int32 [M].
-EVAL_IS_IGNORED = 'eval_is_ignored'      # int32 [M].
-EVAL_VALID = 'eval_valid'                # float32 [M].
+NUM_TRUNCATED = 'num_truncated'  # int32 []: training objects dropped for exceeding M.
+# Evaluation: the image's complete ground truth (every object, none truncated) at its original
+# resolution, packed into one string by `ops/groundtruth_codec.py`.
+EVAL_GROUNDTRUTH = 'eval_groundtruth'    # string [].
 SOURCE_ID = 'source_id'                  # string [].
+
+# Class-map value of void pixels in memory (label maps, metrics). Negative, so that no vocabulary
+# index can take it (PASCAL Context 459 has a class 255). Label PNG files use 255 (8-bit) or
+# 65535 (16-bit) instead; see docs/evaluation.md.
+VOID_LABEL = -1
 
 # ---------------------------------------------------------------------------
 # Model inputs and outputs. L = decoder layers, B = batch, N = queries,

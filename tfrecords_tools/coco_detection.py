@@ -6,7 +6,8 @@ uncompressed or compressed RLE) into `image/object/mask` and writes
 `image/object/is_ignored`: 1 for annotations the raters skipped in the
 DaTaSeg Objects365 evaluation set. **Interpretation** (the release format is
 not public here): an annotation is "skipped" when any of `skipped`,
-`is_ignored` or `ignore` is truthy or it has no / an empty `segmentation`;
+`is_ignored` or `ignore` is truthy or it has no / an empty `segmentation`
+(`instance_metrics.is_skipped_annotation`, the file evaluator's rule too);
 it keeps its box and gets an all-zero mask.
 
 Image paths: `file_name` is tried under --images_dir as given, then by its
@@ -32,6 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 from pycocotools import mask as mask_api
 
+from official_dataseg.evaluation import instance_metrics
 from tfrecords_tools import cli
 from tfrecords_tools import coco_json
 from tfrecords_tools import example_builder
@@ -41,7 +43,6 @@ from tfrecords_tools import vocabulary as vocabulary_lib
 from tfrecords_tools.tfrecord_writer import Issue, ImageResult
 
 _DROP = tfrecord_writer.ISSUE_DROP
-_IGNORE_FLAGS = ('skipped', 'is_ignored', 'ignore')
 _CLIP_TOLERANCE_PX = 1.0
 
 
@@ -166,7 +167,7 @@ def _attach_mask(config: _Config, record, annotation, where: str, height: int,
                  width: int):
   """Sets record.mask / is_ignored; returns a list of issues."""
   segmentation = annotation.get('segmentation')
-  if any(annotation.get(flag) for flag in _IGNORE_FLAGS) or not segmentation:
+  if instance_metrics.is_skipped_annotation(annotation):
     record.mask = np.zeros((height, width), np.uint8)
     record.is_ignored = 1
     return []

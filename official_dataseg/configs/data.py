@@ -5,7 +5,7 @@ A training `DataConfig` lists the co-trained datasets; each training step draws 
 datasets evaluated one after the other.
 """
 import dataclasses
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from official.core import config_definitions as cfg
 from official.modeling import hyperparams
@@ -45,6 +45,13 @@ class DatasetConfig(hyperparams.Config):
     panoptic_overlap_threshold: drop proposals that keep less than this fraction of their mask.
     min_segment_area: segments smaller than this many pixels are dropped (panoptic, instance).
     max_detections: number of (query, class) pairs kept for instance output.
+    modules_dataset: evaluation only: the name of the training dataset whose dataset-specific
+      modules (extra queries, class MLP, background embedding; appendix E) evaluate this set.
+      Empty: the training dataset of the same name; for a set with none (direct transfer), the
+      first training dataset of the same task type, else the first training dataset (see
+      `modules_dataset_id`). No effect when the model has no dataset-specific modules.
+    ignore_skipped_in_eval: instance evaluation: objects the raters skipped are ignore regions
+      (their box), so a prediction on them is no false positive (DaTaSeg Objects365 set).
     loss: matching-cost and loss weights used when this dataset is trained on.
   """
   name: str = ''
@@ -66,6 +73,8 @@ class DatasetConfig(hyperparams.Config):
   panoptic_overlap_threshold: float = 0.8
   min_segment_area: int = 4
   max_detections: int = 100
+  modules_dataset: str = ''
+  ignore_skipped_in_eval: bool = True
   loss: loss_config.LossWeights = dataclasses.field(default_factory=loss_config.LossWeights)
 
 
@@ -76,9 +85,10 @@ class DataConfig(cfg.DataConfig):
   Attributes:
     datasets: the datasets, in dataset-id order.
     output_size: [height, width] of the model input (images are resized and padded / cropped).
-    max_instances: static number of ground-truth objects per image (M).
-    eval_groundtruth_size: [height, width] to which full-resolution evaluation ground truth is
-      padded (must be >= every evaluation image).
+    max_instances: static number of ground-truth objects per image in the training targets (M;
+      the largest are kept, see `dataseg_parser`); evaluation scores every object.
+    eval_groundtruth_size: no longer used: evaluation ground truth travels complete at each
+      image's own size (`ops/groundtruth_codec.py`). Kept so that saved configs still load.
     dtype: image dtype fed to the model ('float32', 'bfloat16').
   """
   datasets: Tuple[DatasetConfig, ...] = ()
@@ -89,3 +99,32 @@ class DataConfig(cfg.DataConfig):
   seed: Optional[int] = 0
   shuffle_buffer_size: int = 1000
   drop_remainder: bool = True
+
+
+def modules_dataset_id(eval_dataset: DatasetConfig,
+                       train_datasets: Sequence[DatasetConfig]) -> int:
+  """The DATASET_ID whose dataset-specific modules evaluate `eval_dataset` (see its docstring).
+
+  Args:
+    eval_dataset: a validation `DatasetConfig`.
+    train_datasets: the training `DatasetConfig`s, in dataset-id order.
+
+  Returns:
+    An index into `train_datasets` (0 when there is none).
+
+  Raises:
+    ValueError: `modules_dataset` names no training dataset.
+  """
+  names = [d.name for d in train_datasets]
+  if eval_dataset.modules_dataset:
+    if eval_dataset.modules_dataset not in names:
+      raise ValueError(f'Dataset {eval_dataset.name!r}: modules_dataset '
+                       f'{eval_dataset.modules_dataset!r} is not a training dataset; expected '
+                       f'one of {names}')
+    return names.index(eval_dataset.modules_dataset)
+  if eval_dataset.name in names:
+    return names.index(eval_dataset.name)
+  task_types = [d.task_type for d in train_datasets]
+  if eval_dataset.task_type in task_types:
+    return task_types.index(eval_dataset.task_type)
+  return 0

@@ -340,12 +340,38 @@ def _projection_weights(loss_weight: float, matching_weight: float) -> cfg.Exper
   return config
 
 
+# Which training dataset's modules evaluate each paper set when the model has dataset-specific
+# modules. The training sets use their own; the weak-transfer sets the modules of the dataset
+# whose images they share (ADE panoptic: ADE; the O365 instance set: O365); the direct-transfer
+# sets have none of their own: **interpretation**, the co-trained dataset closest in content
+# (VOC's and COCO semantic's classes are COCO classes, Cityscapes is panoptic like COCO, PASCAL
+# Context labels whole scenes like ADE). docs/evaluation.md lists the same.
+PAPER_EVAL_MODULES = {
+    'ade20k_semantic': 'ade20k_semantic',
+    'coco_panoptic': 'coco_panoptic',
+    'ade20k_panoptic': 'ade20k_semantic',
+    'objects365_instance': 'objects365',
+    'pascal_voc': 'coco_panoptic',
+    'pascal_context_59': 'ade20k_semantic',
+    'pascal_context_459': 'ade20k_semantic',
+    'coco_semantic': 'coco_panoptic',
+    'cityscapes_panoptic': 'coco_panoptic',
+}
+
+
 def _dataset_specific(base, num_queries: int = 0,
                       classification: bool = False) -> cfg.ExperimentConfig:
-  """Tables 10-12: dataset-specific queries and / or class head + background classifier."""
+  """Tables 10-12: dataset-specific queries and / or class head + background classifier.
+
+  Each evaluation set names the training dataset whose modules evaluate it
+  (`PAPER_EVAL_MODULES`).
+  """
   config = base()
   config.task.model.dataset_specific = model_config.DatasetSpecificModules(
       num_queries_per_dataset=num_queries, class_head=classification, background=classification)
+  config.task.validation_data.datasets = tuple(
+      d.replace(modules_dataset=PAPER_EVAL_MODULES[d.name])
+      for d in config.task.validation_data.datasets)
   return config
 
 

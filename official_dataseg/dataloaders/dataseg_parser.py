@@ -12,10 +12,9 @@ Training (S = output size, M = max_instances, s = 4):
   kept and the rest counted in NUM_TRUNCATED. IGNORE_MASK marks void pixels,
   crowd / ignored objects (their segment pixels, or filled box for box data)
   and the padding outside the image.
-Evaluation: no flip, long side fits S, offset 0; full-resolution ground truth
-padded to E = eval_groundtruth_size. The first M objects are kept in record
-order, so EVAL_SEGMENTATION value k still means object k-1; pixels of objects
-beyond M become 0 (void) and are counted in NUM_TRUNCATED.
+Evaluation: no flip, long side fits S, offset 0; the image's complete ground
+truth (every object, whatever M) at its own resolution, packed into one string
+(`ops/groundtruth_codec.py`) that the host evaluator unpacks.
 
 IMAGE_INFO rows: original (H, W), scaled (h, w) = round([H, W] * scale) (the
 actual resized size, before crop), scale (h / H, w / W), crop offset (y, x).
@@ -29,7 +28,7 @@ from official.vision.dataloaders import parser
 from official.vision.ops import preprocess_ops
 from official_dataseg import common
 from official_dataseg.dataloaders import geometry
-from official_dataseg.ops import mask_bits
+from official_dataseg.ops import groundtruth_codec
 
 TARGET_STRIDE = 4
 
@@ -55,7 +54,8 @@ class DataSegParser(parser.Parser):
       dataset_id: index of the dataset in the DataConfig (DATASET_ID).
       output_size: (S_h, S_w), multiples of 4.
       max_instances: M.
-      eval_groundtruth_size: (E_h, E_w) >= every evaluation image.
+      eval_groundtruth_size: unused (evaluation ground truth keeps each image's own size);
+        kept so that existing callers and configs work.
       aug_rand_hflip: random horizontal flip in training.
       aug_scale_min: lower bound of the jitter scale.
       aug_scale_max: upper bound of the jitter scale.
@@ -81,7 +81,7 @@ class DataSegParser(parser.Parser):
     self._dataset_id = dataset_id
     self._output_size = [int(s) for s in output_size]
     self._max_instances = max_instances
-    self._eval_size = [int(s) for s in eval_groundtruth_size]
+    del eval_groundtruth_size  # Evaluation ground truth keeps each image's own size.
     self._aug_rand_hflip = aug_rand_hflip
     self._aug_scale_min = aug_scale_min
     self._aug_scale_max = aug_scale_max
@@ -230,20 +230,15 @@ class DataSegParser(parser.Parser):
 
   # -------------------------------------------------------------- evaluation
   def _parse_eval_data(self, decoded_tensors):
-    """Evaluation inputs and full-resolution ground truth.
+    """Evaluation inputs and the image's complete ground truth.
 
     Returns:
       IMAGE, IMAGE_INFO, DATASET_ID as in training; SOURCE_ID string [];
-      EVAL_SEGMENTATION int32 [E_h, E_w]; EVAL_CLASSES, EVAL_IS_CROWD,
-      EVAL_IS_IGNORED int32 [M]; EVAL_VALID float32 [M]; NUM_TRUNCATED int32
-      []; EVAL_IS_PADDING bool [] (False); for task_type instance also
-      EVAL_INSTANCE_MASK_BITS uint8 [ceil(M / 8), E_h, E_w], the M masks
-      packed eight to a byte (`ops/mask_bits.py`; instance data with masks:
-      the segmentation is then built from them, a later object over an
-      earlier).
+      EVAL_GROUNDTRUTH string []: every object of the image at its own resolution, none
+      truncated (`ops/groundtruth_codec.py`; instance data: with the per-object masks);
+      EVAL_IS_PADDING bool [] (False).
     """
     decoded = decoded_tensors
-    source_id = decoded[common.DECODED_SOURCE_ID]
     image = decoded[common.DECODED_IMAGE]
     image_size = tf.shape(image)[:2]
     scaled_size, offset = geometry.scale_and_offset(
@@ -254,61 +249,21 @@ class DataSegParser(parser.Parser):
     image_info = tf.stack([tf.cast(image_size, tf.float32), scaled_size,
                            scaled_size / tf.cast(image_size, tf.float32),
                            offset])
-
-    fits = tf.reduce_all(image_size <= tf.constant(self._eval_size))
-    check = tf.debugging.Assert(fits, [
-        'Evaluation image larger than eval_groundtruth_size; source_id, '
-        'image [H, W], eval_groundtruth_size:', source_id, image_size,
-        tf.constant(self._eval_size)])
-    with tf.control_dependencies([check]):
-      padding = [[0, self._eval_size[0] - image_size[0]],
-                 [0, self._eval_size[1] - image_size[1]]]
-
-    num_objects = tf.shape(decoded[common.DECODED_CLASSES])[0]
-    max_instances = self._max_instances
-
-    def fixed(values):
-      return preprocess_ops.clip_or_pad_to_fixed_size(
-          tf.cast(values, tf.int32), max_instances)
-
-    labels = {}
+    instance_masks = None
     if self._task_type == common.TASK_INSTANCE:
-      masks = decoded.get(common.DECODED_INSTANCE_MASKS)
-      if masks is None:
-        masks = tf.zeros([num_objects, image_size[0], image_size[1]], tf.uint8)
-      masks = masks[:max_instances]
-      # The last object covering a pixel owns it: the first 1 along the reversed object axis; a
-      # row of ones after the objects stands for "none" (index num_kept). argmax on uint8 keeps
-      # the transient at the masks' own size.
-      num_kept = tf.shape(masks)[0]
-      none_row = tf.ones(tf.concat([[1], tf.shape(masks)[1:]], axis=0), tf.uint8)
-      last_cover = tf.cast(tf.argmax(tf.concat([masks[::-1], none_row], axis=0), axis=0),
-                           tf.int32)
-      segmentation = tf.where(last_cover < num_kept, num_kept - last_cover, 0)
-      bits = tf.pad(mask_bits.pack_masks(masks, max_instances), [[0, 0]] + padding)
-      labels[common.EVAL_INSTANCE_MASK_BITS] = tf.ensure_shape(
-          bits, [mask_bits.num_planes(max_instances)] + self._eval_size)
-    else:
-      segmentation = decoded[common.DECODED_SEGMENTATION]
-      segmentation = tf.where(segmentation > max_instances, 0, segmentation)
-    segmentation = tf.ensure_shape(tf.pad(segmentation, padding),
-                                   self._eval_size)
-
-    labels.update({
+      instance_masks = decoded.get(common.DECODED_INSTANCE_MASKS)
+    groundtruth = groundtruth_codec.encode_groundtruth(
+        decoded[common.DECODED_SEGMENTATION], decoded[common.DECODED_CLASSES],
+        decoded[common.DECODED_IS_CROWD], decoded[common.DECODED_IS_IGNORED],
+        decoded[common.DECODED_BOXES], instance_masks)
+    return {
         common.IMAGE: tf.cast(resized, self._dtype),
         common.IMAGE_INFO: image_info,
         common.DATASET_ID: tf.constant(self._dataset_id, tf.int32),
-        common.SOURCE_ID: source_id,
-        common.EVAL_SEGMENTATION: segmentation,
-        common.EVAL_CLASSES: fixed(decoded[common.DECODED_CLASSES]),
-        common.EVAL_IS_CROWD: fixed(decoded[common.DECODED_IS_CROWD]),
-        common.EVAL_IS_IGNORED: fixed(decoded[common.DECODED_IS_IGNORED]),
-        common.EVAL_VALID: tf.cast(tf.range(max_instances) < num_objects,
-                                   tf.float32),
-        common.NUM_TRUNCATED: tf.maximum(num_objects - max_instances, 0),
+        common.SOURCE_ID: decoded[common.DECODED_SOURCE_ID],
+        common.EVAL_GROUNDTRUTH: groundtruth,
         common.EVAL_IS_PADDING: tf.constant(False),
-    })
-    return labels
+    }
 
 
 def _append_zero(values: tf.Tensor) -> tf.Tensor:

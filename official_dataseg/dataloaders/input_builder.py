@@ -200,7 +200,7 @@ def pad_batch(batch: Dict[str, tf.Tensor], batch_size: int
   """Pads a (partial) eval batch to `batch_size` with filler elements.
 
   Filler elements are zeros ('' for strings) with EVAL_IS_PADDING True and
-  EVAL_VALID 0, so metrics can skip them.
+  an empty EVAL_GROUNDTRUTH, so metrics can skip them.
 
   Args:
     batch: dict of [b, ...] tensors, b <= batch_size.

@@ -1,7 +1,8 @@
 """Scores one evaluation dataset from batches of model outputs (host side).
 
 The device returns the last decoder layer's logits at the model's resolution with the evaluation
-inputs; here, per image, the mask logits are mapped back to the original size (Mask2Former's
+inputs, among them each image's complete ground truth (`common.EVAL_GROUNDTRUTH`: every object,
+none truncated by `max_instances`); here, per image, the mask logits are mapped back to the original size (Mask2Former's
 order: resize logits, then post-process) and the task's read-out and metric are applied:
 semantic -> mIoU, panoptic -> PQ, instance -> mask AP.
 """
@@ -17,11 +18,10 @@ from official_dataseg.evaluation import panoptic_metrics
 from official_dataseg.evaluation import postprocessing
 from official_dataseg.evaluation import report
 from official_dataseg.evaluation import semantic_metrics
-from official_dataseg.ops import mask_bits
+from official_dataseg.ops import groundtruth_codec
 
 PREDICTED_MASK_LOGITS = 'predicted_mask_logits'    # float32 [B, N, h, w]
 PREDICTED_CLASS_LOGITS = 'predicted_class_logits'  # float32 [B, N, C + 1]
-IGNORE_LABEL = 255
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -55,12 +55,13 @@ class DatasetEvaluator:
       ignore_classes = ((dataset_config.ignore_label_in_eval,)
                         if dataset_config.ignore_label_in_eval >= 0 else ())
       self.metric = semantic_metrics.SemanticEvaluator(
-          len(self.class_names), ignore_label=IGNORE_LABEL, ignore_classes=ignore_classes)
+          len(self.class_names), ignore_label=common.VOID_LABEL, ignore_classes=ignore_classes)
     elif task_type == common.TASK_PANOPTIC:
       self.metric = panoptic_metrics.PanopticEvaluator(categories)
     elif task_type == common.TASK_INSTANCE:
       self.metric = instance_metrics.InstanceEvaluator(
-          categories, ignore_skipped=True, max_detections=dataset_config.max_detections)
+          categories, ignore_skipped=dataset_config.ignore_skipped_in_eval,
+          max_detections=dataset_config.max_detections)
     else:
       raise ValueError(f'Dataset {dataset_config.name!r}: task_type must be one of '
                        f'{common.TASK_TYPES}, got {task_type!r}')
@@ -76,20 +77,24 @@ class DatasetEvaluator:
 
   def _update_image(self, image: Dict[str, np.ndarray]) -> None:
     image_info = image[common.IMAGE_INFO]
-    height, width = [int(round(v)) for v in image_info[0]]
     mask_logits = original_size.mask_logits_to_original(
         image[PREDICTED_MASK_LOGITS], image_info)[None]
     class_logits = tf.constant(image[PREDICTED_CLASS_LOGITS])[None]
-    gt_segmentation = image[common.EVAL_SEGMENTATION][:height, :width]
-    valid = image[common.EVAL_VALID] > 0
-    gt_classes = image[common.EVAL_CLASSES]
+    groundtruth = groundtruth_codec.decode_groundtruth(
+        image[common.EVAL_GROUNDTRUTH],
+        with_instance_masks=self.config.task_type == common.TASK_INSTANCE)
+    height, width = [int(round(v)) for v in image_info[0]]
+    if groundtruth.segmentation.shape != (height, width):
+      raise ValueError(f'Dataset {self.config.name!r}, image {image.get(common.SOURCE_ID)!r}: '
+                       f'ground truth is {groundtruth.segmentation.shape}, image_info says '
+                       f'{(height, width)}')
     task_type = self.config.task_type
     prediction: Dict[str, np.ndarray] = {}
     if task_type == common.TASK_SEMANTIC:
       scores = postprocessing.semantic_inference(mask_logits, class_logits)
       predicted = postprocessing.semantic_label_map(scores)[0].numpy()
       gt_labels = semantic_metrics.label_map_from_segments(
-          gt_segmentation, gt_classes, ignore_label=IGNORE_LABEL)
+          groundtruth.segmentation, groundtruth.classes, void_label=common.VOID_LABEL)
       self.metric.update(gt_labels, predicted)
       prediction['label_map'] = predicted
     elif task_type == common.TASK_PANOPTIC:
@@ -100,7 +105,7 @@ class DatasetEvaluator:
           min_area=self.config.min_segment_area)
       result = {k: v[0].numpy() for k, v in result.items()}
       self.metric.update_from_arrays(
-          gt_segmentation, np.where(valid, gt_classes, 0), image[common.EVAL_IS_CROWD],
+          groundtruth.segmentation, groundtruth.classes, groundtruth.is_crowd,
           result['segment_map'], result['segment_classes'], result['segment_valid'])
       prediction.update(result)
     else:
@@ -109,12 +114,10 @@ class DatasetEvaluator:
           score_threshold=0.0, min_area=self.config.min_segment_area)
       result = {k: v[0].numpy() for k, v in result.items()}
       keep = result['valid']
-      gt_masks = mask_bits.unpack_masks(
-          image[common.EVAL_INSTANCE_MASK_BITS][:, :height, :width], len(valid))[valid]
       self.metric.update(
-          gt_masks, gt_classes[valid], image[common.EVAL_IS_CROWD][valid],
-          image[common.EVAL_IS_IGNORED][valid], result['masks'][keep],
-          result['classes'][keep], result['scores'][keep])
+          groundtruth.instance_masks, groundtruth.classes, groundtruth.is_crowd,
+          groundtruth.is_ignored, result['masks'][keep], result['classes'][keep],
+          result['scores'][keep], gt_boxes=groundtruth.boxes)
       prediction.update({k: v[keep] for k, v in result.items()})
     self.num_images += 1
     if len(self.examples) < self.keep_examples:

@@ -6,11 +6,14 @@ r"""File-based evaluation: PQ, mask AP or mIoU from standard result files.
       --gt panoptic_val.json --gt_folder panoptic_val/ \
       --pred predictions.json --pred_folder predictions/ --output pq.json
 
-  # COCO instances JSON + results JSON with RLE masks:
+  # COCO instances JSON + results JSON with RLE masks (skipped annotations
+  # are ignore regions unless --no-ignore_skipped):
   python -m official_dataseg.evaluation.evaluate --task instance \
-      --gt instances_val.json --pred segm_results.json [--ignore_skipped]
+      --gt instances_val.json --pred segm_results.json
 
-  # Folders of label PNGs with the same file names:
+  # Folders of label PNGs with the same file names (raw ADE20K labels:
+  # --reduce_zero_label; 16-bit labels such as PASCAL Context 459:
+  # --ignore_label 65535):
   python -m official_dataseg.evaluation.evaluate --task semantic \
       --gt labels/ --pred predictions/ --num_classes 150 --ignore_label 255
 
@@ -25,7 +28,11 @@ import os
 import sys
 from typing import Any, Dict, Optional, Sequence
 
+import numpy as np
 from pycocotools import coco as coco_api
+from pycocotools import mask as mask_api
+
+from official_dataseg import common
 
 from official_dataseg.evaluation import file_formats
 from official_dataseg.evaluation import instance_metrics
@@ -73,11 +80,17 @@ def evaluate_panoptic(gt_json_path: str, pred_json_path: str,
 
 
 def evaluate_instance(gt_json_path: str, pred_json_path: str,
-                      ignore_skipped: bool = False) -> Dict[str, float]:
+                      ignore_skipped: bool = True,
+                      max_detections: int = 100) -> Dict[str, float]:
   """COCO mask AP of a results JSON against a COCO instances JSON.
 
-  With `ignore_skipped`, ground-truth annotations carrying `"is_ignored": 1`
-  or `"ignore": 1` become crowd regions (see `instance_metrics`).
+  The ground truth is read as the converter and the in-training evaluation
+  read it: an annotation is skipped by `instance_metrics.is_skipped_annotation`
+  (a `skipped` / `is_ignored` / `ignore` flag, or no segmentation); with
+  `ignore_skipped` (the default, as in training) it becomes a crowd region
+  covering its box (`instance_metrics.box_region_mask`), else it is dropped.
+  Every annotation's `area` is its mask's pixel count, as in training (this
+  only moves objects between the APs / APm / APl ranges).
   """
   gt_json = file_formats.read_json(gt_json_path)
   detections = file_formats.read_json(pred_json_path)
@@ -86,40 +99,96 @@ def evaluate_instance(gt_json_path: str, pred_json_path: str,
   for key in ('images', 'annotations', 'categories'):
     if key not in gt_json:
       raise ValueError(f'{gt_json_path}: no `{key}` field (COCO instances).')
+  images = {image['id']: image for image in gt_json['images']}
   annotations = []
-  for annotation in gt_json['annotations']:
-    skipped = bool(annotation.get('is_ignored', annotation.get('ignore', 0)))
-    if skipped and not ignore_skipped:
-      continue
-    if skipped:
-      annotation = dict(annotation, iscrowd=1)
-      if not annotation.get('segmentation'):
-        x, y, w, h = annotation['bbox']
-        annotation['segmentation'] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-    annotations.append(annotation)
+  for position, annotation in enumerate(gt_json['annotations']):
+    where = f'{gt_json_path}: annotations[{position}]'
+    for key in ('image_id', 'category_id', 'bbox'):
+      if key not in annotation:
+        raise ValueError(f'{where} has no `{key}` field.')
+    if annotation['image_id'] not in images:
+      raise ValueError(f'{where}.image_id {annotation["image_id"]} is not in `images`.')
+    if instance_metrics.is_skipped_annotation(annotation):
+      if not ignore_skipped:
+        continue
+      image = images[annotation['image_id']]
+      x, y, width, height = (float(v) for v in annotation['bbox'])
+      region = instance_metrics.box_region_mask(
+          (y, x, y + height, x + width), int(image['height']), int(image['width']))
+      annotation = dict(annotation, iscrowd=1,
+                        segmentation=instance_metrics.encode_masks(region[None])[0])
+    annotations.append(dict(annotation, id=position + 1))
   coco_gt = coco_api.COCO()
   coco_gt.dataset = dict(gt_json, annotations=annotations)
   with contextlib.redirect_stdout(io.StringIO()):
     coco_gt.createIndex()
-  return instance_metrics.coco_mask_ap(coco_gt, detections)
+  for annotation in annotations:
+    annotation['area'] = float(mask_api.area(coco_gt.annToRLE(annotation)))
+  return instance_metrics.coco_mask_ap(coco_gt, detections, max_detections)
+
+
+def semantic_label_map(label_png: np.ndarray, num_classes: int, ignore_label: int,
+                       reduce_zero_label: bool = False) -> np.ndarray:
+  """A label file's values -> class indices, void = `common.VOID_LABEL`.
+
+  Args:
+    label_png: [H, W] int values as stored in the file.
+    num_classes: C, the vocabulary size.
+    ignore_label: the file's void value.
+    reduce_zero_label: the file stores 0 = unlabelled ("other") and class c as
+      c + 1 (raw ADE20K: 0..150): 0 becomes void, every other value drops by 1.
+
+  Returns:
+    int64 [H, W].
+  """
+  labels = np.asarray(label_png).astype(np.int64)
+  void = labels == ignore_label
+  if reduce_zero_label:
+    void |= labels == 0
+    labels = labels - 1
+  return np.where(void, common.VOID_LABEL, labels)
 
 
 def evaluate_semantic(gt_folder: str, pred_folder: str, num_classes: int,
                       ignore_label: int = 255,
-                      ignore_classes: Sequence[int] = ()) -> Dict[str, Any]:
-  """mIoU of label PNGs in `pred_folder` against those in `gt_folder`."""
+                      ignore_classes: Sequence[int] = (),
+                      reduce_zero_label: bool = False,
+                      split_file: Optional[str] = None) -> Dict[str, Any]:
+  """mIoU of label PNGs in `pred_folder` against those in `gt_folder`.
+
+  Ground-truth files store void as `ignore_label` and, with
+  `reduce_zero_label`, class c as c + 1 (see `semantic_label_map`);
+  prediction files store class indices 0..C-1. Every ground-truth PNG is
+  scored, or with `split_file` (one image stem a line, as VOC's
+  ImageSets/Segmentation/val.txt) the listed ones.
+  """
+  highest_class_value = num_classes if reduce_zero_label else num_classes - 1
+  if 0 <= ignore_label <= highest_class_value:
+    raise ValueError(
+        f'ignore_label {ignore_label} is a class value of the {num_classes}-class label '
+        f'files (0..{highest_class_value}); give a void value no class takes (8-bit files: '
+        '255, 16-bit files: 65535).')
   evaluator = semantic_metrics.SemanticEvaluator(
-      num_classes, ignore_label=ignore_label, ignore_classes=ignore_classes)
-  gt_files = file_formats.list_pngs(gt_folder)
+      num_classes, ignore_label=common.VOID_LABEL, ignore_classes=ignore_classes)
+  if split_file:
+    with open(split_file) as f:
+      gt_files = [line.strip() + '.png' for line in f if line.strip()]
+  else:
+    gt_files = file_formats.list_pngs(gt_folder)
   if not gt_files:
-    raise ValueError(f'{gt_folder}: no PNG label files.')
+    raise ValueError(f'{split_file or gt_folder}: no PNG label files.')
   for file_name in gt_files:
     pred_path = os.path.join(pred_folder, file_name)
     if not os.path.isfile(pred_path):
       raise FileNotFoundError(f'No prediction {pred_path} for {file_name}.')
-    evaluator.update(
-        file_formats.read_label_png(os.path.join(gt_folder, file_name)),
-        file_formats.read_label_png(pred_path))
+    gt_path = os.path.join(gt_folder, file_name)
+    try:
+      evaluator.update(
+          semantic_label_map(file_formats.read_label_png(gt_path), num_classes, ignore_label,
+                             reduce_zero_label),
+          file_formats.read_label_png(pred_path))
+    except ValueError as e:
+      raise ValueError(f'{gt_path}: {e}') from e
   return evaluator.result()
 
 
@@ -137,11 +206,23 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument('--pred_folder', default=None,
                       help='Panoptic prediction PNG folder.')
   parser.add_argument('--num_classes', type=int, default=None)
-  parser.add_argument('--ignore_label', type=int, default=255)
+  parser.add_argument('--ignore_label', type=int, default=255,
+                      help='Semantic: the void value of the GT label files; no class may '
+                      'take it (16-bit files, e.g. PASCAL Context 459: 65535).')
+  parser.add_argument('--reduce_zero_label', action='store_true',
+                      help='Semantic: GT files store 0 = unlabelled and class c as c + 1 '
+                      '(raw ADE20K annotations).')
+  parser.add_argument('--split_file', default=None,
+                      help='Semantic: score only the images listed (one stem a line, as '
+                      "VOC's ImageSets/Segmentation/val.txt).")
+  parser.add_argument('--max_detections', type=int, default=100,
+                      help='Instance: detections per image scored.')
   parser.add_argument('--ignore_classes', type=int, nargs='*', default=(),
                       help='Semantic classes left out (VOC: background 0).')
-  parser.add_argument('--ignore_skipped', action='store_true',
-                      help='Instance: skipped annotations are not FPs.')
+  parser.add_argument('--ignore_skipped', action=argparse.BooleanOptionalAction,
+                      default=True,
+                      help='Instance: skipped annotations are ignore regions (their box), '
+                      'so predictions on them are not FPs; on by default, as in training.')
   parser.add_argument('--output', default=None, help='Metrics JSON to write.')
   args = parser.parse_args(argv)
   if args.task == 'semantic' and args.num_classes is None:
@@ -155,10 +236,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     results = evaluate_panoptic(args.gt, args.pred, args.gt_folder,
                                 args.pred_folder)
   elif args.task == 'instance':
-    results = evaluate_instance(args.gt, args.pred, args.ignore_skipped)
+    results = evaluate_instance(args.gt, args.pred, args.ignore_skipped,
+                                args.max_detections)
   else:
     results = evaluate_semantic(args.gt, args.pred, args.num_classes,
-                                args.ignore_label, args.ignore_classes)
+                                args.ignore_label, args.ignore_classes,
+                                args.reduce_zero_label, args.split_file)
   name = os.path.basename(args.gt)
   metrics = report.headline_metrics(args.task, results)
   if 'num_images' in results:

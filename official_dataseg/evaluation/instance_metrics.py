@@ -6,8 +6,9 @@ Mask R-CNN crops, while DaTaSeg predicts full-image masks.
 
 Skipped annotations (the DaTaSeg Objects365 evaluation set): raters skipped
 some objects, which then have no mask. With `ignore_skipped=True` such an
-annotation is given to COCOeval as a crowd ("iscrowd": 1) region, its mask if
-it has one, else its box: COCOeval never counts a crowd as a false negative,
+annotation is given to COCOeval as a crowd ("iscrowd": 1) region, its box
+(`box_region_mask`; its mask only when no box is given): COCOeval never
+counts a crowd as a false negative,
 and a detection matched to a crowd (IoU = intersection / detection area
 > threshold) is ignored rather than a false positive. With
 `ignore_skipped=False` skipped annotations are dropped, so a prediction on
@@ -24,6 +25,8 @@ from pycocotools import cocoeval
 from pycocotools import mask as mask_api
 
 AP_METRIC_NAMES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+# COCO-format annotation fields that mark an object the raters skipped.
+SKIPPED_FLAGS = ('skipped', 'is_ignored', 'ignore')
 
 
 def encode_masks(masks: np.ndarray) -> List[Dict[str, Any]]:
@@ -71,9 +74,61 @@ def coco_mask_ap(coco_gt: coco_api.COCO,
     evaluator.params.maxDets = [1, 10, max_detections]
     evaluator.evaluate()
     evaluator.accumulate()
-    evaluator.summarize()
-  return {name: float(value)
-          for name, value in zip(AP_METRIC_NAMES, evaluator.stats[:6])}
+  return _summarize(evaluator)
+
+
+def _summarize(evaluator: cocoeval.COCOeval) -> Dict[str, float]:
+  """COCOeval.summarize's six AP numbers at the last `maxDets` entry.
+
+  `summarize` itself reads AP at 100 detections whatever `maxDets` holds (its stats[0] is -1
+  when 100 is not listed), so the numbers are read from the accumulated precision here: the mean
+  over IoU thresholds, recall points and categories of the entries > -1 (-1 when none).
+  """
+  precision = evaluator.eval['precision']  # [T, R, K, A, M]
+  area_names = evaluator.params.areaRngLbl  # ['all', 'small', 'medium', 'large']
+  iou_thresholds = evaluator.params.iouThrs
+
+  def average(iou=None, area='all'):
+    values = precision[:, :, :, area_names.index(area), -1]
+    if iou is not None:
+      values = values[np.flatnonzero(np.isclose(iou_thresholds, iou))]
+    values = values[values > -1]
+    return float(values.mean()) if values.size else -1.0
+
+  return {'AP': average(), 'AP50': average(iou=0.5), 'AP75': average(iou=0.75),
+          'APs': average(area='small'), 'APm': average(area='medium'),
+          'APl': average(area='large')}
+
+
+def box_region_mask(box_yxyx: Sequence[float], height: int, width: int) -> np.ndarray:
+  """The pixels of a box: rows round(ymin)..round(ymax) - 1, the same for columns.
+
+  The one rasterisation of a skipped object's box, used by the in-training and
+  the file evaluator alike.
+
+  Args:
+    box_yxyx: (ymin, xmin, ymax, xmax) in pixels, max edges exclusive.
+    height: image height H.
+    width: image width W.
+
+  Returns:
+    bool [H, W].
+  """
+  y0, x0, y1, x1 = np.round(np.asarray(box_yxyx, np.float64)).astype(int)
+  mask = np.zeros((height, width), bool)
+  mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+  return mask
+
+
+def is_skipped_annotation(annotation: Mapping[str, Any]) -> bool:
+  """Whether a COCO-format annotation is one the raters skipped (DaTaSeg O365 set).
+
+  Skipped: any of `SKIPPED_FLAGS` is truthy, or it has no / an empty
+  `segmentation`. The converter (`tfrecords_tools/objects365.py`) and the
+  file evaluator both use this rule.
+  """
+  return (any(annotation.get(flag) for flag in SKIPPED_FLAGS) or
+          not annotation.get('segmentation'))
 
 
 class InstanceEvaluator:
@@ -127,7 +182,7 @@ class InstanceEvaluator:
       pred_classes: [P] int category ids.
       pred_scores: [P] float.
       gt_boxes: optional [K, 4] float absolute yxyx pixels; the region of a
-        skipped annotation whose mask is empty (with `ignore_skipped`).
+        skipped annotation (with `ignore_skipped`; without boxes, its mask).
       image_id: optional int; defaults to a running index.
     """
     gt_masks = np.asarray(gt_masks) > 0
@@ -161,9 +216,8 @@ class InstanceEvaluator:
     gt_is_ignored = np.asarray(gt_is_ignored).astype(bool)
     gt_masks = gt_masks.copy()
     if self.ignore_skipped and gt_boxes is not None:
-      for k in np.flatnonzero(gt_is_ignored & ~gt_masks.any(axis=(1, 2))):
-        y0, x0, y1, x1 = np.round(np.asarray(gt_boxes[k])).astype(int)
-        gt_masks[k, max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+      for k in np.flatnonzero(gt_is_ignored):
+        gt_masks[k] = box_region_mask(gt_boxes[k], height, width)
     keep = ~gt_is_ignored | self.ignore_skipped
     as_crowd = gt_is_crowd | gt_is_ignored
     rles = encode_masks(gt_masks)

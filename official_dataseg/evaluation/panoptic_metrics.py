@@ -168,7 +168,7 @@ class PanopticEvaluator:
     """Adds one image given as segment maps plus padded per-segment arrays.
 
     Segment id k >= 1 in a map is described by entry k - 1 of the arrays (the
-    convention of `common.EVAL_SEGMENTATION` and of `panoptic_inference`).
+    convention of the evaluation ground truth and of `panoptic_inference`).
 
     Args:
       gt_segment_map: [H, W] int, 0 = void.

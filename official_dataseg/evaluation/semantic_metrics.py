@@ -12,22 +12,30 @@ from typing import Any, Dict, Sequence
 
 import numpy as np
 
+from official_dataseg import common
+
 
 class SemanticEvaluator:
   """Accumulates a confusion matrix of class labels.
 
-  Ground-truth pixels equal to `ignore_label` or in `ignore_classes` are not
-  counted; so, for PASCAL VOC with "background ignored" (paper Table 6), pass
+  Ground-truth pixels equal to `ignore_label` (void) or in `ignore_classes`
+  are not counted; `ignore_label` must be a value no class index takes
+  (negative, or >= num_classes: PASCAL Context 459 has a class 255); so, for PASCAL VOC with "background ignored" (paper Table 6), pass
   `ignore_classes=(background_index,)`, and that class is also left out of
   the mean. Predicted labels outside [0, num_classes) (e.g. -1 for "void")
   count as a miss of the ground-truth class and as no class's false positive.
   """
 
-  def __init__(self, num_classes: int, ignore_label: int = 255,
+  def __init__(self, num_classes: int, ignore_label: int = common.VOID_LABEL,
                ignore_classes: Sequence[int] = ()):
     if num_classes <= 0:
       raise ValueError(
           f'SemanticEvaluator: num_classes must be positive, got {num_classes}.')
+    if 0 <= ignore_label < num_classes:
+      raise ValueError(
+          f'SemanticEvaluator: ignore_label {ignore_label} is a class index of '
+          f'the {num_classes}-class vocabulary; the void value must be '
+          f'negative or >= {num_classes} (16-bit label files: 65535).')
     for c in ignore_classes:
       if not 0 <= c < num_classes:
         raise ValueError(
@@ -106,21 +114,21 @@ class SemanticEvaluator:
 
 
 def label_map_from_segments(segment_map: np.ndarray, segment_classes: np.ndarray,
-                            ignore_label: int = 255) -> np.ndarray:
+                            void_label: int = common.VOID_LABEL) -> np.ndarray:
   """Turns a segment-index map into a class label map.
 
   Args:
     segment_map: [H, W] int, 0 = void, k -> segment k - 1 (the convention of
-      `common.EVAL_SEGMENTATION`).
+      the evaluation ground truth, `ops/groundtruth_codec.py`).
     segment_classes: [M] int class of each segment.
-    ignore_label: label given to void pixels.
+    void_label: label given to void pixels.
 
   Returns:
     [H, W] int32 label map.
   """
   segment_map = np.asarray(segment_map)
   lookup = np.concatenate(
-      [[ignore_label], np.asarray(segment_classes, np.int64)])
+      [[void_label], np.asarray(segment_classes, np.int64)])
   if segment_map.max(initial=0) >= lookup.size:
     raise ValueError(
         f'label_map_from_segments: segment id {segment_map.max()} but only '

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from official_dataseg.utils import atomic_write
+from official_dataseg import common
 
 _ALPHA = 0.5
 _VOID_COLOR = (0, 0, 0)
@@ -86,7 +87,7 @@ def class_name(class_names: Sequence[str], class_index: int) -> str:
 
 def overlay_semantic(image: np.ndarray, label_map: np.ndarray,
                      class_names: Sequence[str],
-                     ignore_label: int = 255, legend: bool = True) -> np.ndarray:
+                     ignore_label: int = common.VOID_LABEL, legend: bool = True) -> np.ndarray:
   """Colours each pixel by its class.
 
   Args:

@@ -1,12 +1,13 @@
 """Binary masks packed eight to a byte, for full-resolution evaluation ground truth.
 
-Instance ground truth can overlap, so it cannot be one segment map: it is M binary masks at the
-evaluation size E. Dense uint8 that is M * E_h * E_w bytes per image (400 MB at M = 100,
-E = 2048 x 2048); packed along the object axis it is ceil(M / 8) * E_h * E_w (52 MB), and stays a
-static-shape uint8 tensor that can travel through a device step to the host evaluator.
+Instance ground truth can overlap, so it cannot be one segment map: it is K binary masks at the
+image size. Dense uint8 that is K * H * W bytes per image; packed along the object axis it is
+ceil(K / 8) * H * W, and compresses well as a PNG (`ops/groundtruth_codec.py`).
 
 Layout: bit b (value 2**b) of packed plane j is the mask of object 8 * j + b.
 """
+from typing import Optional
+
 import numpy as np
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
@@ -18,18 +19,22 @@ def num_planes(num_masks: int) -> int:
   return -(-num_masks // BITS_PER_PLANE)
 
 
-def pack_masks(masks: tf.Tensor, num_masks: int) -> tf.Tensor:
-  """Packs up to `num_masks` binary masks into bit planes (TF; dynamic H, W).
+def pack_masks(masks: tf.Tensor, num_masks: Optional[int] = None) -> tf.Tensor:
+  """Packs binary masks into bit planes (TF; dynamic H, W).
 
   Args:
-    masks: uint8 [K, H, W] of 0/1 with K <= num_masks (missing masks are empty).
-    num_masks: static M, the slots to pack.
+    masks: uint8 [K, H, W] of 0/1.
+    num_masks: static M >= K, the slots to pack (missing masks are empty); None packs the K
+      masks (dynamic K) into max(1, ceil(K / 8)) planes.
 
   Returns:
-    uint8 [ceil(M / 8), H, W].
+    uint8 [ceil(M / 8), H, W], or [max(1, ceil(K / 8)), H, W] when `num_masks` is None.
   """
   masks = tf.convert_to_tensor(masks, tf.uint8)
-  planes = num_planes(num_masks)
+  if num_masks is None:
+    planes = tf.maximum(-(-tf.shape(masks)[0] // BITS_PER_PLANE), 1)
+  else:
+    planes = num_planes(num_masks)
   masks = tf.pad(masks, [[0, planes * BITS_PER_PLANE - tf.shape(masks)[0]], [0, 0], [0, 0]])
   masks = tf.reshape(masks, tf.concat([[planes, BITS_PER_PLANE], tf.shape(masks)[1:]], axis=0))
   # Bits are disjoint, so uint8 sums never carry; no wider transient copy of the masks.

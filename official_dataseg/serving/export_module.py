@@ -69,6 +69,9 @@ class DataSegExportModule(export_base.ExportModule):
     panoptic_confidence_threshold / panoptic_overlap_threshold / min_segment_area /
       max_detections: read-out settings (the dataset config's numbers).
     max_image_size: inputs with a side above this are rejected (memory grows with H x W x N).
+    modules_dataset_id: DATASET_ID of the training dataset whose dataset-specific modules
+      (appendix E) every signature uses; as at evaluation (`configs.data.modules_dataset_id`).
+      No effect on a model without such modules.
   """
 
   def __init__(self, params, model: tf_keras.Model, input_size: Sequence[int],
@@ -76,7 +79,8 @@ class DataSegExportModule(export_base.ExportModule):
                input_type: str = IMAGE_TENSOR, batch_size: Optional[int] = None,
                panoptic_confidence_threshold: float = 0.8,
                panoptic_overlap_threshold: float = 0.8, min_segment_area: int = 4,
-               max_detections: int = 100, max_image_size: int = 4096):
+               max_detections: int = 100, max_image_size: int = 4096,
+               modules_dataset_id: int = 0):
     if input_type not in INPUT_TYPES:
       raise ValueError(f'input_type must be one of {INPUT_TYPES}, got {input_type!r}')
     if input_type == IMAGE_BYTES and batch_size not in (None, 1):
@@ -98,6 +102,7 @@ class DataSegExportModule(export_base.ExportModule):
     self._min_area = int(min_segment_area)
     self._max_detections = int(max_detections)
     self._max_image_size = int(max_image_size)
+    self._modules_dataset_id = int(modules_dataset_id)
 
   @property
   def input_type(self) -> str:
@@ -197,8 +202,7 @@ class DataSegExportModule(export_base.ExportModule):
         common.IMAGE: model_images,
         common.CLASS_EMBEDDINGS: class_embeddings,
         common.CLASS_VALID: tf.ones([num_classes], tf.bool),
-        # Evaluation runs every dataset with id 0 (dataset-specific modules are training-only).
-        common.DATASET_ID: tf.constant(0, tf.int32),
+        common.DATASET_ID: tf.constant(self._modules_dataset_id, tf.int32),
     })
     mask_logits = tf.cast(outputs[common.MASK_LOGITS][-1], tf.float32)
     class_logits = tf.cast(outputs[common.CLASS_LOGITS][-1], tf.float32)

@@ -16,6 +16,7 @@ from official.core import base_task
 from official.core import task_factory
 
 from official_dataseg import common
+from official_dataseg.configs import data as data_config
 from official_dataseg.configs import dataseg as dataseg_config
 from official_dataseg.dataloaders import input_builder
 from official_dataseg.evaluation import dataset_evaluator
@@ -27,6 +28,8 @@ from official_dataseg.tasks import vocabulary_tables
 
 # Loss terms logged per dataset and returned by `build_losses`.
 LOGGED_LOSSES = criterion_lib.LOSS_TERMS + (criterion_lib.LOSS_TOTAL,)
+# Training summary: mean objects per image dropped from the targets for exceeding max_instances.
+TRUNCATED_METRIC = 'truncated_objects_per_image'
 
 
 def _replicas(value) -> List[np.ndarray]:
@@ -62,6 +65,10 @@ class DataSegTask(base_task.Task):
     self._eval_vocabularies = {
         dataset.name: vocabulary_tables.VocabularyTable(
             [dataset], params.text_encoder, embedding_dim)
+        for dataset in params.validation_data.datasets}
+    # {eval dataset name: DATASET_ID of the training dataset whose modules evaluate it}.
+    self._eval_modules_ids = {
+        dataset.name: data_config.modules_dataset_id(dataset, params.train_data.datasets)
         for dataset in params.validation_data.datasets}
     self._criteria = [
         criterion_lib.DataSegLoss(
@@ -144,6 +151,10 @@ class DataSegTask(base_task.Task):
     return input_builder.build_eval_datasets(
         self.task_config.validation_data, input_context, names=[name])[name]
 
+  def eval_modules_id(self, name: str) -> int:
+    """DATASET_ID of the training dataset whose dataset-specific modules evaluate `name`."""
+    return self._eval_modules_ids[name]
+
   def set_eval_dataset(self, name: Optional[str]) -> None:
     """Selects the dataset the next traced `validation_step` evaluates."""
     self._current_eval_dataset = name
@@ -159,6 +170,10 @@ class DataSegTask(base_task.Task):
     for dataset in self.task_config.train_data.datasets:
       for term in LOGGED_LOSSES:
         metrics.append(tf_keras.metrics.Mean(f'{dataset.name}/loss_{term}', dtype=tf.float32))
+      # Objects per image left out of the training targets for exceeding max_instances (the
+      # parser keeps the largest; evaluation never truncates).
+      metrics.append(tf_keras.metrics.Mean(f'{dataset.name}/{TRUNCATED_METRIC}',
+                                           dtype=tf.float32))
     return metrics
 
   def _model_inputs(self, images, table: vocabulary_tables.VocabularyTable, dataset_id):
@@ -240,6 +255,10 @@ class DataSegTask(base_task.Task):
         for term in LOGGED_LOSSES:
           value = tf.where(finite, losses[term], 0.0)
           by_name[f'{dataset.name}/loss_{term}'].update_state(value, sample_weight=weight)
+        if common.NUM_TRUNCATED in inputs:
+          by_name[f'{dataset.name}/{TRUNCATED_METRIC}'].update_state(
+              tf.reduce_mean(tf.cast(inputs[common.NUM_TRUNCATED], tf.float32)),
+              sample_weight=weight)
     return logs
 
   # -------------------------------------------------------------------------
@@ -253,10 +272,16 @@ class DataSegTask(base_task.Task):
                      f'have {self.eval_dataset_names}')
 
   def validation_step(self, inputs, model, metrics=None):
-    """Runs the model with the dataset's vocabulary; scoring happens on the host."""
+    """Runs the model with the dataset's vocabulary; scoring happens on the host.
+
+    The dataset-specific modules (if any) are those of `eval_modules_id(dataset name)`; the
+    vocabulary table holds this one dataset, at row 0.
+    """
     dataset = self._eval_dataset_config()
     table = self._eval_vocabularies[dataset.name]
-    outputs = model(self._model_inputs(inputs[common.IMAGE], table, 0), training=False)
+    model_inputs = self._model_inputs(inputs[common.IMAGE], table, 0)
+    model_inputs[common.DATASET_ID] = tf.constant(self.eval_modules_id(dataset.name), tf.int32)
+    outputs = model(model_inputs, training=False)
     logs = {key: value for key, value in inputs.items() if key != common.IMAGE}
     logs[dataset_evaluator.PREDICTED_MASK_LOGITS] = outputs[common.MASK_LOGITS][-1]
     logs[dataset_evaluator.PREDICTED_CLASS_LOGITS] = outputs[common.CLASS_LOGITS][-1]

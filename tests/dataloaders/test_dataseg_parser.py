@@ -11,6 +11,7 @@ from official_dataseg import common
 from official_dataseg.dataloaders import dataseg_parser
 from official_dataseg.dataloaders import geometry
 from official_dataseg.dataloaders import tf_example_decoder
+from official_dataseg.ops import groundtruth_codec
 from tests.dataloaders import tfexample_helpers
 
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -142,42 +143,35 @@ def test_box_targets_fill_overlapped_cells():
   np.testing.assert_array_equal(out[common.IGNORE_MASK], ignore)
 
 
-def test_eval_groundtruth_padded_and_instance_masks():
+def test_eval_groundtruth_is_complete_beyond_max_instances():
   masks = np.zeros((3, 6, 8), np.uint8)
   masks[0, 0:4, 0:4] = 1
-  masks[1, 2:6, 2:6] = 1  # overlaps object 0: later object on top
+  masks[1, 2:6, 2:6] = 1  # overlaps object 0
   masks[2, 5, 7] = 1
+  boxes = [[0, 0, 0.5, 0.25], [0.1, 0.2, 1, 1], [0.5, 0.5, 0.75, 1]]
   serialized = tfexample_helpers.make_example(
-      np.zeros((6, 8, 3), np.uint8), [3, 4, 5], [[0, 0, 1, 1]] * 3,
+      np.zeros((6, 8, 3), np.uint8), [3, 4, 5], boxes,
       instance_masks=masks, is_crowd=[0, 1, 0], is_ignored=[0, 0, 1],
       source_id='img7')
+  # M = 2 < 3 objects: evaluation keeps all three, at the image's own 6 x 8 size.
   parser = dataseg_parser.DataSegParser(common.TASK_INSTANCE, 0, [16, 16], 2,
                                         [8, 10])
   out = {k: v.numpy() for k, v in
          parser.parse_fn(False)(_decoded(serialized, masks=True)).items()}
-  expected_segmentation = np.zeros((8, 10), np.int32)
-  expected_segmentation[0:4, 0:4] = 1
-  expected_segmentation[2:6, 2:6] = 2  # object 2 (index 2) beyond M = 2
-  np.testing.assert_array_equal(out[common.EVAL_SEGMENTATION],
-                                expected_segmentation)
-  # Bit planes: object k is bit k % 8 of plane k // 8 (M = 2 -> one plane).
-  bits = out[common.EVAL_INSTANCE_MASK_BITS]
-  assert bits.shape == (1, 8, 10) and bits.dtype == np.uint8
-  np.testing.assert_array_equal(bits[0, :6, :8], masks[0] + 2 * masks[1])
-  assert not bits[:, 6:].any() and not bits[:, :, 8:].any()
-  np.testing.assert_array_equal(out[common.EVAL_CLASSES], [3, 4])
-  np.testing.assert_array_equal(out[common.EVAL_IS_CROWD], [0, 1])
-  np.testing.assert_array_equal(out[common.EVAL_VALID], [1, 1])
-  assert out[common.NUM_TRUNCATED] == 1
+  assert common.NUM_TRUNCATED not in out
+  groundtruth = groundtruth_codec.decode_groundtruth(out[common.EVAL_GROUNDTRUTH],
+                                                     with_instance_masks=True)
+  np.testing.assert_array_equal(groundtruth.instance_masks, masks)
+  np.testing.assert_array_equal(groundtruth.classes, [3, 4, 5])
+  np.testing.assert_array_equal(groundtruth.is_crowd, [False, True, False])
+  np.testing.assert_array_equal(groundtruth.is_ignored, [False, False, True])
+  np.testing.assert_allclose(groundtruth.boxes, np.array(boxes) * [6, 8, 6, 8], atol=1e-5)
+  assert groundtruth.segmentation.shape == (6, 8)
   assert out[common.SOURCE_ID] == b'img7'
   # Long side 8 -> 16: scale 2, no offset.
   np.testing.assert_allclose(out[common.IMAGE_INFO],
                              [[6, 8], [12, 16], [2, 2], [0, 0]])
 
-  too_small = dataseg_parser.DataSegParser(common.TASK_INSTANCE, 0, [16, 16],
-                                           2, [4, 10])
-  with pytest.raises(tf.errors.InvalidArgumentError, match='img7'):
-    too_small.parse_fn(False)(_decoded(serialized, masks=True))
 
 
 def test_bad_config_raises():

@@ -93,7 +93,7 @@ def test_eval_keeps_every_image_and_flags_padding(tmp_path):
     assert sorted(ids[~padding].tolist()) == [f'{name}{i}'.encode()
                                               for i in range(5)]
     assert padding.tolist() == [False] * 5 + [True]
-    assert batches[-1][common.EVAL_VALID][1].sum() == 0
+    assert batches[-1][common.EVAL_GROUNDTRUTH][1] == b''  # The filler has no ground truth.
 
 
 def test_missing_input_path_names_dataset(tmp_path):

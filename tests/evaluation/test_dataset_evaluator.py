@@ -10,6 +10,7 @@ from official_dataseg import common
 from official_dataseg.configs import data as data_config
 from official_dataseg.evaluation import dataset_evaluator
 from official_dataseg.evaluation import file_formats
+from official_dataseg.ops import groundtruth_codec
 
 _SAMPLE_DIR = os.path.join(os.path.dirname(__file__), '..', '..', '..',
                            'shared', 'data', 'coco_panoptic_sample')
@@ -18,7 +19,6 @@ _SAMPLE_PNGS = os.path.join(_SAMPLE_DIR, 'panoptic_examples')
 INPUT_SIZE = 640  # Long side of both sample images: scale 1, padded to 640 x 640.
 STRIDE = 4
 NUM_QUERIES = 40
-EVAL_SIZE = 640
 
 pytestmark = pytest.mark.skipif(
     not os.path.isfile(_SAMPLE_JSON),
@@ -30,15 +30,13 @@ def _batch_for_image(annotation, segment_ids, categories, rng):
   index_of_category = {c['id']: i for i, c in enumerate(categories)}
   height, width = segment_ids.shape
   segments = annotation['segments_info']
-  gt_map = np.zeros([EVAL_SIZE, EVAL_SIZE], np.int32)
-  classes = np.zeros([NUM_QUERIES], np.int32)
-  crowd = np.zeros([NUM_QUERIES], np.int32)
-  valid = np.zeros([NUM_QUERIES], np.float32)
+  gt_map = np.zeros([height, width], np.int32)
+  classes = np.zeros([len(segments)], np.int32)
+  crowd = np.zeros([len(segments)], bool)
   for k, segment in enumerate(segments):
-    gt_map[:height, :width][segment_ids == segment['id']] = k + 1
+    gt_map[segment_ids == segment['id']] = k + 1
     classes[k] = index_of_category[segment['category_id']]
     crowd[k] = segment['iscrowd']
-    valid[k] = 1.0
   # Predictions at stride 4 of the padded 640 x 640 input: one query per kept GT segment (every
   # fourth dropped), a few relabelled, the rest predicting background.
   grid = INPUT_SIZE // STRIDE
@@ -65,11 +63,9 @@ def _batch_for_image(annotation, segment_ids, categories, rng):
       dataset_evaluator.PREDICTED_MASK_LOGITS: mask_logits[None],
       dataset_evaluator.PREDICTED_CLASS_LOGITS: class_logits[None],
       common.IMAGE_INFO: image_info[None],
-      common.EVAL_SEGMENTATION: gt_map[None],
-      common.EVAL_CLASSES: classes[None],
-      common.EVAL_IS_CROWD: crowd[None],
-      common.EVAL_IS_IGNORED: np.zeros([1, NUM_QUERIES], np.int32),
-      common.EVAL_VALID: valid[None],
+      common.EVAL_GROUNDTRUTH: np.array([groundtruth_codec.encode_groundtruth(
+          gt_map, classes, crowd, np.zeros_like(crowd),
+          np.zeros([len(segments), 4], np.float32)).numpy()]),
       common.EVAL_IS_PADDING: np.zeros([1], bool),
   }
 

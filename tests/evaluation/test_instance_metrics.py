@@ -137,5 +137,5 @@ def test_skipped_annotations(ignore_skipped, expected_ap, tmp_path):
   (tmp_path / 'dt.json').write_text(json.dumps(detections))
   argv = ['--task', 'instance', '--gt', str(tmp_path / 'gt.json'),
           '--pred', str(tmp_path / 'dt.json')]
-  results = evaluate.main(argv + (['--ignore_skipped'] if ignore_skipped else []))
+  results = evaluate.main(argv + ([] if ignore_skipped else ['--no-ignore_skipped']))
   assert results['AP'] == pytest.approx(expected_ap, abs=1e-6)

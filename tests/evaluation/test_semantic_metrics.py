@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from official_dataseg.evaluation import evaluate
+from official_dataseg import common
 from official_dataseg.evaluation import semantic_metrics
 
 
@@ -99,4 +100,4 @@ def test_label_map_from_segments():
   segment_map = np.array([[0, 1], [2, 2]])
   np.testing.assert_array_equal(
       semantic_metrics.label_map_from_segments(segment_map, [5, 3]),
-      [[255, 5], [3, 3]])
+      [[common.VOID_LABEL, 5], [3, 3]])

@@ -5,6 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from official_dataseg import common
 from official_dataseg.evaluation import visualization
 
 _NAMES = ['person', 'car', 'sky']
@@ -21,7 +22,7 @@ def test_class_colors_are_deterministic_and_distinct():
 
 
 def test_overlay_semantic_blends_class_color_and_keeps_ignored():
-  label_map = np.full((60, 80), 255)
+  label_map = np.full((60, 80), common.VOID_LABEL)
   label_map[40:, 50:] = 2
   out = visualization.overlay_semantic(_image(), label_map, _NAMES)
   expected = np.round(0.5 * 100 + 0.5 * visualization.class_color(2).astype(float))

@@ -21,6 +21,7 @@ from official.core import task_factory
 from official_dataseg import common
 from official_dataseg import registry_imports  # pylint: disable=unused-import
 from official_dataseg.dataloaders import input_builder
+from official_dataseg.tasks import dataseg_task
 from official_dataseg.tasks import learning_rate as lr_lib
 from official_dataseg.utils import experiment as experiment_lib
 from tests.tasks import helpers
@@ -95,6 +96,7 @@ def test_two_steps_with_the_experiments_learning_rates(tfrecord_dir, name):
   start_iteration = params.trainer.optimizer_config.warmup.linear.warmup_steps + 1
   optimizer.iterations.assign(start_iteration)
   # Two steps on two different datasets (rotating over the experiments).
+  truncated_per_step = {}
   for offset in range(2):
     dataset_index = (experiment_index + offset) % len(datasets)
     batch = next(iter(readers[datasets[dataset_index].name]))
@@ -105,6 +107,13 @@ def test_two_steps_with_the_experiments_learning_rates(tfrecord_dir, name):
     before = [v.numpy() for v in model.trainable_variables]
     assert before, 'the model is built before its first step'
     logs = step(batch)
+    # The training summaries carry the objects the batch lost to max_instances.
+    truncated_per_step.setdefault(dataset_index, []).append(
+        float(np.mean(batch[common.NUM_TRUNCATED])))
+    truncated = {m.name: m for m in metrics}[
+        f'{datasets[dataset_index].name}/{dataseg_task.TRUNCATED_METRIC}']
+    assert float(truncated.result()) == pytest.approx(
+        np.mean(truncated_per_step[dataset_index]), abs=1e-6), (name, offset)
     expected = _expected_learning_rate(
         params, iteration, datasets[dataset_index].learning_rate_multiplier)
     assert float(logs['learning_rate']) == pytest.approx(expected, rel=1e-5), (name, offset)
