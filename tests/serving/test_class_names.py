@@ -188,3 +188,27 @@ def test_runs_without_torch_or_this_project(text_export, tmp_path):
   expected = model.signatures['semantic_with_class_names'](
       images=tf.constant(images), class_names=tf.constant(names))['class_map'].numpy()
   np.testing.assert_array_equal(np.asarray(output['class_map']), expected)
+
+
+@pytest.mark.slow
+def test_predict_class_names(text_export, tmp_path):
+  import predict  # pylint: disable=g-import-not-at-top
+  names_file = tmp_path / 'names.txt'
+  names_file.write_text('cat\ndog;puppy\n\ngrass\n', encoding='utf-8')
+  assert predict.parse_class_names(str(names_file)) == ['cat', 'dog;puppy', 'grass']
+  assert predict.parse_class_names(' cat, dog;puppy ,grass') == ['cat', 'dog;puppy', 'grass']
+  with pytest.raises(ValueError, match='no class names'):
+    predict.parse_class_names(' , ')
+  with pytest.raises(ValueError, match='not among'):
+    predict.Predictor('panoptic', '', 'minilm', ['cat'], stuff_classes=['sky'])
+  export_dir, model = text_export
+  predictor = predict.Predictor('panoptic', '', 'minilm', ['cat', 'dog;puppy', 'grass'],
+                                stuff_classes=['grass'])
+  predictor.load(saved_model=export_dir)
+  image = random_image(60, 80, seed=2)
+  outputs = predictor('unused.png', image)
+  expected = model.signatures['panoptic_with_class_names'](
+      images=tf.constant(image[None]), class_names=tf.constant(['cat', 'dog;puppy', 'grass']),
+      is_thing=tf.constant([True, True, False]))
+  np.testing.assert_array_equal(outputs['panoptic_map'], expected['panoptic_map'].numpy())
+  assert predictor.class_names == ['cat', 'dog', 'grass']
