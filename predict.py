@@ -2,7 +2,8 @@ r"""Segments images; writes one figure PNG per image, a results JSON and the sta
 that `python -m official_dataseg.evaluation.evaluate` scores.
 
   python predict.py --saved_model=EXPORT_DIR --images=photo.jpg,more/ --output_dir=OUT \
-      [--task=panoptic|semantic|instance] [--vocabulary=pascal_voc | --vocabulary=my.npz] \
+      [--task=panoptic|semantic|instance] [--vocabulary=pascal_voc | --vocabulary=my.npz |
+       --class_names="cat,dog;puppy,grass" --stuff_classes=grass | --class_names=names.txt] \
       [--annotations=GT.json]
   python predict.py --saved_model=EXPORT_DIR --tfrecords='tfrecords/ade20k_semantic/val-*' \
       --vocabulary=ade20k_semantic --task=semantic --output_dir=OUT
@@ -15,6 +16,9 @@ TFRecords (`--tfrecords`), side by side with the class legend beside them (see
 name or an embeddings `.npz` written by `python -m official_dataseg.text.embed`; without it the
 exported default vocabulary is used (with `--checkpoint`: that of the experiment dataset
 `--dataset`, with its read-out thresholds and dataset-specific modules, as evaluation uses them).
+`--class_names` gives the classes as names only (synonyms after ';'), embedded inside a SavedModel
+exported with `--with_text_encoder` (its `*_with_class_names` signatures; with --checkpoint the
+encoder is built in process).
 
 Result files (`evaluation/result_files.py`): OUT/panoptic.json + OUT/panoptic/, or
 OUT/instances_results.json, or OUT/semantic/<image stem>.png. Category ids are the vocabulary's
@@ -26,7 +30,7 @@ evaluation input pipeline, so the numbers equal `train.py --mode=eval` on the sa
 import functools
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 # Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
 from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
@@ -42,6 +46,8 @@ from official_dataseg.evaluation import result_files
 from official_dataseg.evaluation import visualization
 from official_dataseg.serving import export_module
 from official_dataseg.serving import loader
+from official_dataseg.serving import text_signatures
+from official_dataseg.text import class_name_encoder
 from official_dataseg.text import embeddings as embeddings_lib
 from official_dataseg.text import vocabulary as vocabulary_lib
 from official_dataseg.utils import atomic_write
@@ -64,6 +70,11 @@ flags.DEFINE_string('output_dir', None, 'Where overlays and results.json are wri
 flags.DEFINE_enum('task', 'panoptic', export_module.TASK_SIGNATURES, 'Which read-out.')
 flags.DEFINE_string('vocabulary', '', 'Built-in vocabulary name or embeddings .npz file.')
 flags.DEFINE_string('text_encoder', 'minilm', 'Encoder of the built-in embeddings.')
+flags.DEFINE_string('class_names', '', 'Classes by name: comma-separated ("cat,dog;puppy,grass"; '
+                    "synonyms after ';') or a text file with one class per line. Needs a "
+                    'SavedModel exported with --with_text_encoder.')
+flags.DEFINE_list('stuff_classes', [], 'With --class_names and --task=panoptic: the classes '
+                  '(first names) that are stuff; the others are things.')
 flags.DEFINE_float('score_threshold', 0.3, 'Instance overlays show scores above this.')
 flags.DEFINE_integer('max_images', 0, 'Stop after this many images (0 = all).')
 flags.DEFINE_string('dataset', '', 'With --checkpoint: the experiment dataset whose vocabulary, '
@@ -102,10 +113,24 @@ def read_image(path: str) -> np.ndarray:
     raise ValueError(f'{path}: not a readable image ({e})') from e
 
 
+def parse_class_names(value: str) -> List[str]:
+  """`--class_names`: a file with one class per line, else a comma-separated list."""
+  if os.path.isfile(value):
+    with open(value, encoding='utf-8') as f:
+      names = [line.strip() for line in f]
+  else:
+    names = [name.strip() for name in value.split(',')]
+  names = [name for name in names if name]
+  if not names:
+    raise ValueError(f'--class_names: no class names in {value!r}')
+  return names
+
+
 class Predictor:
   """Calls the serving signatures of an exported or in-process serving module."""
 
-  def __init__(self, task: str, vocabulary: str, text_encoder: str):
+  def __init__(self, task: str, vocabulary: str, text_encoder: str,
+               class_names: Optional[List[str]] = None, stuff_classes: Sequence[str] = ()):
     self.task = task
     self.saved_model = None  # The loaded SavedModel object, held while its signatures run.
     self.custom_vocabulary = None
@@ -113,6 +138,17 @@ class Predictor:
     self.category_ids = None
     if vocabulary in vocabulary_lib.list_vocabularies():
       self.category_ids = [c.id for c in vocabulary_lib.load_vocabulary(vocabulary).classes]
+    self.class_name_strings = None
+    if vocabulary and class_names:
+      raise ValueError('give --vocabulary or --class_names, not both')
+    if class_names:
+      display_names = [name.split(class_name_encoder.SYNONYM_SEPARATOR)[0].strip()
+                       for name in class_names]
+      unknown = sorted(set(stuff_classes) - set(display_names))
+      if unknown:
+        raise ValueError(f'--stuff_classes {unknown} are not among --class_names {display_names}')
+      self.class_name_strings = (list(class_names), display_names,
+                                 np.array([n not in stuff_classes for n in display_names]))
     if vocabulary:
       names, embeddings = embeddings_lib.load_class_embeddings(vocabulary, encoder=text_encoder)
       if vocabulary in vocabulary_lib.list_vocabularies():
@@ -126,16 +162,27 @@ class Predictor:
       # Kept: the signatures alone do not keep the loaded variables alive.
       self.saved_model = tf.saved_model.load(saved_model)
       self._functions = self.saved_model.signatures
+      if (self.class_name_strings and
+          self.task + text_signatures.CLASS_NAMES_SUFFIX not in self._functions):
+        raise ValueError(f'{saved_model} has no {self.task}'
+                         f'{text_signatures.CLASS_NAMES_SUFFIX} signature: export it with '
+                         '--with_text_encoder, or use --vocabulary')
       signature = self._functions[self.task]
       self._input_type = (export_module.IMAGE_BYTES
                           if 'image_bytes' in signature.structured_input_signature[1]
                           else export_module.IMAGE_TENSOR)
     else:
-      self._functions = module.get_inference_signatures(export_module.default_function_keys())
+      function_keys = export_module.default_function_keys()
+      if self.class_name_strings:
+        text_signatures.attach_class_name_encoder(module, module.params)
+        function_keys.update(text_signatures.function_keys())
+      self._functions = module.get_inference_signatures(function_keys)
       self._input_type = module.input_type
 
   @property
   def class_names(self) -> List[str]:
+    if self.class_name_strings:
+      return self.class_name_strings[1]
     return list(self.custom_vocabulary[0]) if self.custom_vocabulary else None
 
   @property
@@ -151,7 +198,13 @@ class Predictor:
       inputs = {'image_bytes': tf.constant(encoded_image)}
     else:
       inputs = {'images': tf.constant(image[None])}
-    if self.custom_vocabulary:
+    if self.class_name_strings:
+      class_names, _, is_thing = self.class_name_strings
+      inputs['class_names'] = tf.constant(class_names)
+      if self.task == 'panoptic':
+        inputs['is_thing'] = tf.constant(is_thing)
+      outputs = self._functions[self.task + text_signatures.CLASS_NAMES_SUFFIX](**inputs)
+    elif self.custom_vocabulary:
       names, embeddings, is_thing = self.custom_vocabulary
       inputs['class_embeddings'] = tf.constant(embeddings, tf.float32)
       inputs['class_names'] = tf.constant(list(names))
@@ -308,7 +361,9 @@ def main(_) -> None:
     console.fail('give exactly one of --saved_model or --checkpoint')
   try:
     image_paths = list_images(FLAGS.images) if FLAGS.images else []
-    predictor = Predictor(FLAGS.task, FLAGS.vocabulary, FLAGS.text_encoder)
+    class_names = parse_class_names(FLAGS.class_names) if FLAGS.class_names else None
+    predictor = Predictor(FLAGS.task, FLAGS.vocabulary, FLAGS.text_encoder, class_names,
+                          FLAGS.stuff_classes)
     if FLAGS.saved_model:
       predictor.load(saved_model=FLAGS.saved_model)
     else:
@@ -316,15 +371,17 @@ def main(_) -> None:
         console.fail('--checkpoint needs --experiment (and usually --config_file)')
       params = experiment_lib.parse_experiment(FLAGS.experiment, FLAGS.config_file,
                                                FLAGS.params_override)
-      if predictor.category_ids is None and not FLAGS.vocabulary:
+      if (predictor.category_ids is None and not FLAGS.vocabulary
+          and not predictor.class_name_strings):
         dataset = loader.find_dataset_config(params, FLAGS.dataset)
         predictor.category_ids = [
             c.id for c in vocabulary_lib.load_vocabulary(dataset.vocabulary).classes]
       predictor.load(module=loader.build_serving_module(params, FLAGS.checkpoint, FLAGS.dataset))
     results_path = run(predictor, image_paths, FLAGS.output_dir, FLAGS.score_threshold,
                        FLAGS.tfrecords, FLAGS.max_images, FLAGS.annotations)
-  except (ValueError, KeyError, FileNotFoundError) as e:
-    console.fail(str(e))
+  except (ValueError, KeyError, FileNotFoundError, ImportError,
+          tf.errors.InvalidArgumentError) as e:
+    console.fail(str(getattr(e, 'message', e)))
   print(f'[predict] results: {results_path}')
 
 

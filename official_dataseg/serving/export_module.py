@@ -9,7 +9,8 @@ resize and pad as at evaluation -> model -> mask logits mapped back to each inpu
   panoptic_with_vocabulary(images, class_embeddings, class_names, is_thing),
   semantic_with_vocabulary(images, class_embeddings, class_names),
   instance_with_vocabulary(images, class_embeddings, class_names)
-      with a caller-supplied vocabulary: open vocabulary at serving time, no re-export.
+      with a caller-supplied vocabulary: open vocabulary at serving time, no re-export;
+  *_with_class_names (class names as strings, embedded in the graph): see text_signatures.py.
 
 `images` is uint8 [B, H, W, 3] of any size (input type 'image_tensor') or one encoded
 JPEG / PNG / GIF / BMP string (input type 'image_bytes'). The read-outs are the evaluation's
@@ -33,6 +34,7 @@ from official_dataseg.dataloaders import geometry
 from official_dataseg.evaluation import original_size
 from official_dataseg.evaluation import postprocessing
 from official_dataseg.serving import image_header
+from official_dataseg.serving import text_signatures
 
 IMAGE_TENSOR = 'image_tensor'
 IMAGE_BYTES = 'image_bytes'
@@ -103,6 +105,8 @@ class DataSegExportModule(export_base.ExportModule):
     self._max_detections = int(max_detections)
     self._max_image_size = int(max_image_size)
     self._modules_dataset_id = int(modules_dataset_id)
+    # A `ClassNameEncoder` adds the *_with_class_names functions (text_signatures.py).
+    self.class_name_encoder = None
 
   @property
   def input_type(self) -> str:
@@ -322,7 +326,7 @@ class DataSegExportModule(export_base.ExportModule):
       embeddings = self._check_vocabulary(class_embeddings, class_names)
       return self._instance(self._to_images(images), embeddings, class_names)
 
-    return {
+    functions = {
         'panoptic': (panoptic, [image_spec]),
         'semantic': (semantic, [image_spec]),
         'instance': (instance, [image_spec]),
@@ -333,6 +337,9 @@ class DataSegExportModule(export_base.ExportModule):
         'instance_with_vocabulary': (instance_with_vocabulary,
                                      [image_spec, embedding_spec, names_spec]),
     }
+    if self.class_name_encoder is not None:
+      functions.update(text_signatures.class_name_functions(functions, self.class_name_encoder))
+    return functions
 
   def get_inference_signatures(self, function_keys: Mapping[str, str]
                                ) -> Dict[str, tf.types.experimental.ConcreteFunction]:

