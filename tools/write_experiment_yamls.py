@@ -15,6 +15,7 @@ CPU) is written by hand. `--check` exits with status 1 if a file is missing or d
 import argparse
 import os
 import sys
+import textwrap
 from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,6 +33,7 @@ from official_dataseg.utils import experiment as experiment_lib
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                'experiments')
 MAX_LINES = 40
+MAX_WIDTH = 100
 
 # experiment: the experiment whose changes it states.
 BASES = {name: 'dataseg_r50' for name in dataseg_config.ABLATIONS}
@@ -61,11 +63,11 @@ STATED = {
                                 'task.train_data.datasets.*.data_fraction'),
 }
 HEADER = """\
-# {name}: {what}.
+{title}
 # Written by tools/write_experiment_yamls.py from the registered experiment (the source of truth,
 # official_dataseg/configs/dataseg.py); {states}.
-#   python train.py --experiment={name} --mode=train_and_eval --model_dir=MODEL_DIR \\
-#       --config_file=experiments/{name}.yaml
+#   python train.py --experiment={name} --mode=train_and_eval \\
+#       --config_file=experiments/{name}.yaml --model_dir=MODEL_DIR
 """
 
 
@@ -79,8 +81,9 @@ def _represent_list(dumper, data):
 
 
 def _represent_dict(dumper, data):
-  """Fields in config order; a dict of scalars on one line."""
-  flow = all(not isinstance(v, (dict, list)) for v in data.values())
+  """Fields in config order; a short dict of scalars on one line."""
+  flow = (all(not isinstance(v, (dict, list)) for v in data.values()) and
+          len(', '.join(f'{k}: {v}' for k, v in data.items())) <= 64)
   return dumper.represent_mapping('tag:yaml.org,2002:map', data.items(), flow_style=flow)
 
 
@@ -168,10 +171,14 @@ def experiment_file(name: str) -> str:
     body = config_changes(exp_factory.get_exp_config(BASES[name]), config)
     states = f'it states what this experiment changes of {BASES[name]}'
   body = {section: body[section] for section in ('runtime', 'task', 'trainer') if section in body}
-  text = HEADER.format(name=name, what=_description(name), states=states) + yaml.dump(
-      body, Dumper=_FlowListDumper, sort_keys=False, width=100)
+  title = '\n'.join(textwrap.wrap(f'{name}: {_description(name)}.', width=MAX_WIDTH - 2,
+                                  initial_indent='# ', subsequent_indent='#   '))
+  text = HEADER.format(title=title, name=name, states=states) + yaml.dump(
+      body, Dumper=_FlowListDumper, sort_keys=False, width=MAX_WIDTH - 14)
   if text.count('\n') > MAX_LINES:
     raise ValueError(f'{name}.yaml would have {text.count(chr(10))} lines (> {MAX_LINES}).')
+  if max(len(line) for line in text.splitlines()) > MAX_WIDTH:
+    raise ValueError(f'{name}.yaml would have a line over {MAX_WIDTH} characters.')
   return text
 
 
