@@ -165,6 +165,7 @@ def _in_process_logits(setup, image: np.ndarray, class_embeddings: np.ndarray):
       common.DECODED_IMAGE: tf.constant(image), common.DECODED_SOURCE_ID: tf.constant('x'),
       common.DECODED_SEGMENTATION: tf.zeros([height, width], tf.int32),
       common.DECODED_CLASSES: tf.zeros([0], tf.int32),
+      common.DECODED_BOXES: tf.zeros([0, 4], tf.float32),
       common.DECODED_IS_CROWD: tf.zeros([0], tf.bool),
       common.DECODED_IS_IGNORED: tf.zeros([0], tf.bool)})
   outputs = setup.model({
