@@ -174,7 +174,8 @@ export_dir, inputs_path = sys.argv[1], sys.argv[2]
 inputs = np.load(inputs_path)
 model = tf.saved_model.load(export_dir)
 out = model.signatures['semantic_with_class_names'](
-    images=tf.constant(inputs['images']), class_names=tf.constant([str(n) for n in inputs['names']]))
+    images=tf.constant(inputs['images']),
+    class_names=tf.constant([str(n) for n in inputs['names']]))
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED)
 print(json.dumps({'class_map': out['class_map'].numpy().tolist(), 'loaded': loaded}))
 '''
