@@ -8,7 +8,7 @@ r"""Exports a trained DaTaSeg checkpoint as a SavedModel for serving.
 Signatures: panoptic, semantic, instance (default vocabulary baked in),
 *_with_vocabulary (caller-supplied class names and text embeddings) and, with
 --with_text_encoder, *_with_class_names (class names only, the MiniLM text encoder inside the
-SavedModel); see docs/serving.md.
+SavedModel) and embed_class_names (names -> embeddings); see docs/serving.md.
 """
 import os
 
