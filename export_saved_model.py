@@ -8,7 +8,8 @@ r"""Exports a trained DaTaSeg checkpoint as a SavedModel for serving.
 Signatures: panoptic, semantic, instance (the vocabulary and read-out thresholds of
 `--default_dataset` baked in), *_with_vocabulary (caller-supplied class names and text
 embeddings, as `predict.py --vocabulary`) and, with --with_text_encoder, *_with_class_names
-(class names only, the MiniLM text encoder inside the SavedModel); see docs/serving.md.
+(class names only, the MiniLM text encoder inside the SavedModel) and embed_class_names (names ->
+embeddings); see docs/serving.md.
 """
 # Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
 from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import

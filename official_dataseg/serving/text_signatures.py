@@ -3,11 +3,14 @@
   panoptic_with_class_names(images, class_names, is_thing)
   semantic_with_class_names(images, class_names)
   instance_with_class_names(images, class_names)
+  embed_class_names(class_names) -> class_embeddings float32 [C, 384], class_names string [C]
 
 Each embeds `class_names` string [C] in the graph with `text.class_name_encoder.ClassNameEncoder`
 (MiniLM, the prompt templates and averaging of the shipped embeddings) and then runs the matching
 `*_with_vocabulary` function on those embeddings, so its outputs are that signature's. Output
 class names are each class's display name (the first of its ';'-separated names).
+`embed_class_names` returns the embeddings themselves, for a client that segments many images
+with one vocabulary: embed once, then call `*_with_vocabulary`.
 
 `export_saved_model.py --with_text_encoder` adds them (`attach_class_name_encoder`); the SavedModel
 then needs TensorFlow and tensorflow-text only (`import tensorflow_text` before loading it, which
@@ -24,7 +27,8 @@ from official_dataseg.text import sentence_encoder
 CLASS_NAMES_SUFFIX = '_with_class_names'
 _VOCABULARY_SUFFIX = '_with_vocabulary'
 TASKS = ('panoptic', 'semantic', 'instance')
-FUNCTION_NAMES = tuple(task + CLASS_NAMES_SUFFIX for task in TASKS)
+EMBED_FUNCTION_NAME = 'embed_class_names'
+FUNCTION_NAMES = tuple(task + CLASS_NAMES_SUFFIX for task in TASKS) + (EMBED_FUNCTION_NAME,)
 # The encoder whose embeddings the in-graph one reproduces (`DataSegTask.text_encoder`).
 TEXT_ENCODER = 'minilm'
 
@@ -32,14 +36,15 @@ Functions = Dict[str, Tuple[Callable, Sequence[tf.TensorSpec]]]
 
 
 def function_keys() -> Dict[str, str]:
-  """{function name: signature name} of the three class-name functions."""
+  """{function name: signature name} of the class-name functions."""
   return {name: name for name in FUNCTION_NAMES}
 
 
 def class_name_functions(vocabulary_functions: Functions,
                          class_name_encoder: class_name_encoder_lib.ClassNameEncoder
                          ) -> Functions:
-  """The `*_with_class_names` functions, built on the `*_with_vocabulary` ones.
+  """The `*_with_class_names` functions, built on the `*_with_vocabulary` ones, and
+  `embed_class_names`.
 
   Args:
     vocabulary_functions: {name: (function, input specs)} holding the three
@@ -68,11 +73,16 @@ def class_name_functions(vocabulary_functions: Functions,
     class_embeddings, display_names = class_name_encoder(class_names)
     return instance(images, class_embeddings, display_names)
 
+  def embed_class_names(class_names):
+    class_embeddings, display_names = class_name_encoder(class_names)
+    return {'class_embeddings': class_embeddings, 'class_names': display_names}
+
   return {
       'panoptic' + CLASS_NAMES_SUFFIX: (panoptic_with_class_names,
                                         [image_spec, names_spec, thing_spec]),
       'semantic' + CLASS_NAMES_SUFFIX: (semantic_with_class_names, [image_spec, names_spec]),
       'instance' + CLASS_NAMES_SUFFIX: (instance_with_class_names, [image_spec, names_spec]),
+      EMBED_FUNCTION_NAME: (embed_class_names, [names_spec]),
   }
 
 

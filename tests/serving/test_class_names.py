@@ -62,6 +62,7 @@ def test_signatures_listed(text_export):
     expected = {'images', 'class_names'} | ({'is_thing'} if task == 'panoptic' else set())
     assert set(inputs) == expected
     assert inputs['class_names'].dtype == tf.string
+  assert set(signatures['embed_class_names'].structured_input_signature[1]) == {'class_names'}
 
 
 @pytest.mark.slow
@@ -85,6 +86,19 @@ def test_semantic_class_names_equal_shipped_embeddings(text_export):
   other = signatures['semantic_with_class_names'](
       images=images, class_names=tf.constant(['giraffe', 'volcano', 'spoon']))
   assert not np.array_equal(other['class_map'].numpy(), by_vector['class_map'].numpy())
+
+
+@pytest.mark.slow
+def test_embed_class_names_equals_shipped_embeddings(text_export):
+  signature = text_export[1].signatures['embed_class_names']
+  for name in ('synthetic_voc', 'pascal_voc'):
+    vocabulary, class_names, _, embeddings = _vocabulary(name)
+    result = signature(class_names=class_names)
+    np.testing.assert_allclose(result['class_embeddings'].numpy(), embeddings.numpy(),
+                               atol=1e-5, rtol=0)
+    assert [n.decode() for n in result['class_names'].numpy()] == vocabulary.display_names
+  with pytest.raises(tf.errors.InvalidArgumentError, match='class_names: empty name'):
+    signature(class_names=tf.constant(['cat', '']))
 
 
 @pytest.mark.slow
