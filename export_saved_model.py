@@ -27,10 +27,8 @@ from official_dataseg.serving import text_signatures
 from official_dataseg.utils import console
 from official_dataseg.utils import experiment as experiment_lib
 
-flags.DEFINE_string('experiment', None, 'Registered experiment name (e.g. dataseg_demo).')
-flags.DEFINE_multi_string('config_file', [], 'YAML config files applied in order '
-                          '(usually MODEL_DIR/params.yaml).')
-flags.DEFINE_string('params_override', '', 'Overrides: "a.b=1,c.d=x" or YAML.')
+experiment_lib.define_experiment_flags()  # --experiment, --config_file, --params_override
+flags.adopt_module_key_flags(experiment_lib)
 flags.DEFINE_string('checkpoint_path', None, 'Checkpoint prefix or a directory (its latest).')
 flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel (must not exist).')
 flags.DEFINE_enum('input_type', export_module.IMAGE_TENSOR, export_module.INPUT_TYPES,

@@ -59,9 +59,9 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 flags.DEFINE_string('saved_model', None, 'An exported SavedModel directory.')
 flags.DEFINE_string('checkpoint', None, 'Or: a training checkpoint (prefix or directory), '
                     'with --experiment and --config_file.')
-flags.DEFINE_string('experiment', None, 'Registered experiment (with --checkpoint).')
-flags.DEFINE_multi_string('config_file', [], 'YAML config files (with --checkpoint).')
-flags.DEFINE_string('params_override', '', 'Config overrides (with --checkpoint).')
+# --experiment, --config_file, --params_override (with --checkpoint for predict.py).
+experiment_lib.define_experiment_flags()
+flags.adopt_module_key_flags(experiment_lib)
 flags.DEFINE_list('images', None, 'Image files and/or folders of images.')
 flags.DEFINE_string('tfrecords', '', 'Or: converted TFRecords (file pattern); the figures then '
                     'show the ground truth too. Needs --vocabulary, the one they were converted '
