@@ -4,7 +4,9 @@ Training: the input stream gives one dataset per step (drawn by the sampling rat
 up that dataset's frozen text embeddings, runs the shared model, applies the dataset's loss (its
 task's MERGE, matching and loss weights) through `tf.switch_case`, and sets the dataset's
 learning-rate multiplier before the update. Evaluation runs each validation dataset with its own
-vocabulary and task-specific post-processing, and scores it on the host.
+vocabulary (and, with dataset-specific modules, those of the training dataset it belongs to:
+`DatasetConfig.modules_dataset`) and task-specific post-processing, and scores it on the host
+against the image's complete ground truth.
 """
 from typing import Any, Dict, List, Optional
 

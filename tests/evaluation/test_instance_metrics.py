@@ -122,20 +122,25 @@ def test_skipped_annotations(ignore_skipped, expected_ap, tmp_path):
   assert evaluator.result()['AP'] == pytest.approx(expected_ap, abs=1e-6)
 
   rle_a = instance_metrics.encode_masks(gt_masks[:1])[0]
-  gt_json = dict(
-      images=[dict(id=1, height=40, width=40)],
-      categories=categories,
-      annotations=[
-          dict(id=1, image_id=1, category_id=1, segmentation=rle_a, area=100,
-               bbox=[2, 2, 10, 10], iscrowd=0),
-          dict(id=2, image_id=1, category_id=1, area=196, iscrowd=0,
-               bbox=[20, 20, 14, 14], is_ignored=1)])
-  detections = [dict(image_id=1, category_id=1, segmentation=rle, score=s)
-                for rle, s in zip(instance_metrics.encode_masks(pred_masks),
-                                  (0.9, 0.95))]
-  (tmp_path / 'gt.json').write_text(json.dumps(gt_json))
-  (tmp_path / 'dt.json').write_text(json.dumps(detections))
-  argv = ['--task', 'instance', '--gt', str(tmp_path / 'gt.json'),
-          '--pred', str(tmp_path / 'dt.json')]
-  results = evaluate.main(argv + ([] if ignore_skipped else ['--no-ignore_skipped']))
-  assert results['AP'] == pytest.approx(expected_ap, abs=1e-6)
+  # Every form of "skipped" the converter accepts: a flag (with or without a
+  # segmentation, which is then not used), or no segmentation at all.
+  for skipped_fields in (dict(is_ignored=1), dict(ignore=1), dict(skipped=True),
+                         dict(skipped=True, segmentation=[[21, 21, 30, 21, 30, 30]]),
+                         dict(segmentation=[]), dict()):
+    gt_json = dict(
+        images=[dict(id=1, height=40, width=40)],
+        categories=categories,
+        annotations=[
+            dict(id=1, image_id=1, category_id=1, segmentation=rle_a, area=100,
+                 bbox=[2, 2, 10, 10], iscrowd=0),
+            dict(id=2, image_id=1, category_id=1, area=196, iscrowd=0,
+                 bbox=[20, 20, 14, 14], **skipped_fields)])
+    detections = [dict(image_id=1, category_id=1, segmentation=rle, score=s)
+                  for rle, s in zip(instance_metrics.encode_masks(pred_masks),
+                                    (0.9, 0.95))]
+    (tmp_path / 'gt.json').write_text(json.dumps(gt_json))
+    (tmp_path / 'dt.json').write_text(json.dumps(detections))
+    argv = ['--task', 'instance', '--gt', str(tmp_path / 'gt.json'),
+            '--pred', str(tmp_path / 'dt.json')]
+    results = evaluate.main(argv + ([] if ignore_skipped else ['--no-ignore_skipped']))
+    assert results['AP'] == pytest.approx(expected_ap, abs=1e-6), skipped_fields
