@@ -16,9 +16,6 @@ from official_dataseg.dataloaders import tf_example_decoder
 from official_dataseg.evaluation import figures
 from official_dataseg.evaluation import visualization
 
-IGNORE_LABEL = 255
-
-
 @dataclasses.dataclass
 class Example:
   """One converted image.
@@ -102,7 +99,7 @@ def overlay(task: str, example: Example, class_names: Sequence[str], is_thing: S
   lookup = np.concatenate([[-1], example.classes]).astype(np.int64)
   category_map = lookup[np.clip(segment, 0, len(example.classes))]
   if task == common.TASK_SEMANTIC:
-    label_map = np.where(category_map >= 0, category_map, IGNORE_LABEL)
+    label_map = np.where(category_map >= 0, category_map, common.VOID_LABEL)
     drawn = figures.names_by_id(category_map, class_names)
     return visualization.overlay_semantic(image, figures.enlarge_labels(label_map, factor),
                                           class_names, legend=False), drawn

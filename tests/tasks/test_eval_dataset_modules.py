@@ -105,7 +105,7 @@ def test_exported_model_uses_the_modules_the_caller_picks(setup, tmp_path):
   # The COCO vocabulary and read-out, served through the Objects365 modules.
   export_dir = str(tmp_path / 'export')
   export_saved_model.export(params, checkpoint, export_dir, 'image_tensor',
-                            vocabulary='synthetic_coco', modules_dataset='synthetic_o365')
+                            default_dataset='synthetic_coco', modules_dataset='synthetic_o365')
   served = tf.saved_model.load(export_dir).signatures['semantic'](
       images=tf.constant(images))['class_map'].numpy()
   module = loader.build_serving_module(params, checkpoint, 'synthetic_coco',
