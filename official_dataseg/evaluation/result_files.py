@@ -12,7 +12,6 @@ vocabulary's ids are unknown. Files are written atomically (temporary file, then
 """
 import json
 import os
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ from PIL import Image
 from official_dataseg import common
 from official_dataseg.evaluation import file_formats
 from official_dataseg.evaluation import instance_metrics
+from official_dataseg.utils import atomic_write
 
 PANOPTIC_JSON = 'panoptic.json'
 PANOPTIC_FOLDER = 'panoptic'
@@ -29,10 +29,8 @@ SEMANTIC_FOLDER = 'semantic'
 
 
 def _write_json_atomic(path: str, content: Any) -> None:
-  with tempfile.NamedTemporaryFile('w', dir=os.path.dirname(path), suffix='.tmp',
-                                   delete=False) as f:
+  with atomic_write.atomic_write(path) as f:
     json.dump(content, f)
-  os.replace(f.name, path)
 
 
 def write_label_png(path: str, label_map: np.ndarray, num_classes: int) -> None:
@@ -42,9 +40,8 @@ def write_label_png(path: str, label_map: np.ndarray, num_classes: int) -> None:
     raise ValueError(f'{path}: labels {label_map.min()}..{label_map.max()} outside '
                      f'[0, {num_classes})')
   dtype = np.uint8 if num_classes <= 256 else np.uint16
-  temp_path = path + '.tmp.png'
-  Image.fromarray(label_map.astype(dtype)).save(temp_path)
-  os.replace(temp_path, path)
+  with atomic_write.atomic_write(path, 'wb') as f:
+    Image.fromarray(label_map.astype(dtype)).save(f, format='PNG')
 
 
 class ResultFiles:
