@@ -211,7 +211,7 @@ def scored(tmp_path_factory):
                               vocabulary_lib.load_vocabulary(dataset.vocabulary).classes]
     predictor.load(module=loader.build_serving_module(params, checkpoint, name))
     output_dir = str(root / 'predictions' / name)
-    predict.run(predictor, predict.list_images(images), output_dir, 0.3, annotations)
+    predict.run(predictor, predict.list_images(images), output_dir, 0.3, annotations=annotations)
     files[name] = output_dir
   coco = raw['coco']['val']['annotations']
   from_files = {

@@ -30,8 +30,9 @@ for folder, value in (('a', 0), ('b', 1)):
 class UniformPredictor:
   task = 'semantic'
   class_names = None
+  category_ids = None
 
-  def __call__(self, path, image):
+  def __call__(self, path, image, encoded_image=None):
     value = int(image[0, 0, 0] > 0)
     return {'class_map': np.full([1, 6, 8], value, np.int32),
             'class_names': np.array([b'sky', b'grass'])}
@@ -41,6 +42,7 @@ results_path = predict.run(UniformPredictor(), paths, os.path.join(root, 'out'),
 with open(results_path) as f:
   result['results'] = json.load(f)
 result['files'] = sorted(os.listdir(os.path.join(root, 'out')))
+result['label_files'] = sorted(os.listdir(os.path.join(root, 'out', 'semantic')))
 
 
 class Tiny(tf.Module):
@@ -76,7 +78,8 @@ def test_same_stem_outputs_and_saved_model_lifetime(tmp_path):
   assert result['stems'] == ['x', 'x-2', 'x-2-2', 'y', 'x-3']
   first, second = (os.path.join(str(tmp_path), folder, 'x.png') for folder in 'ab')
   out = os.path.join(str(tmp_path), 'out')
-  assert result['files'] == ['results.json', 'x-2_semantic.png', 'x_semantic.png']
+  assert result['files'] == ['results.json', 'semantic', 'x-2_semantic.png', 'x_semantic.png']
+  assert result['label_files'] == ['x-2.png', 'x.png']  # The result files use the same stems.
   assert result['results'][first]['overlay'] == os.path.join(out, 'x_semantic.png')
   assert result['results'][first]['class_pixels'] == {'sky': 48}
   assert result['results'][second]['overlay'] == os.path.join(out, 'x-2_semantic.png')
