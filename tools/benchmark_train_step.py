@@ -209,6 +209,7 @@ def time_train_step(task, model, optimizer, batch, jit_compile: bool):
 def time_inference(params, task, image_size: int):
   params = params.replace()
   params.task.model.input_size = [image_size, image_size, 3]
+  params.task.train_data.output_size = [image_size, image_size]  # The model's input spec.
   model = dataseg_task.DataSegTask(params.task).build_model()
   images = tf.random.normal([1, image_size, image_size, 3])
   inputs = task._model_inputs(images, task._train_vocabularies, tf.constant(0))  # pylint: disable=protected-access
