@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from tests import class_names_check
 from tfrecords_tools import synthetic_suite
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,7 +80,7 @@ def test_demo_path_trains_evaluates_exports_and_predicts(workdir):
   export_dir = workdir / 'saved_model'
   run_tool([os.path.join(REPO, 'export_saved_model.py'), '--experiment=dataseg_demo',
             f'--config_file={model_dir / "params.yaml"}', f'--checkpoint_path={model_dir}',
-            f'--export_dir={export_dir}'], cwd=workdir)
+            f'--export_dir={export_dir}', '--with_text_encoder'], cwd=workdir)
   assert (export_dir / 'saved_model.pb').exists()
   assert not (workdir / 'saved_model.tmp').exists()
 
@@ -94,6 +95,11 @@ def test_demo_path_trains_evaluates_exports_and_predicts(workdir):
     assert len(pngs) == 2, pngs
     with open(out / 'results.json') as f:
       assert len(json.load(f)) == 2
+
+  # Issue 20, acceptance 2: the class names, embedded in the graph, equal the shipped embeddings.
+  voc_records = str(workdir / 'demo_output' / 'tfrecords' / 'synthetic_voc_val-*-of-*')
+  assert class_names_check.assert_class_names_equal_vocabulary(
+      run_tool, export_dir, voc_records, workdir) == 4
 
 
 @pytest.mark.slow

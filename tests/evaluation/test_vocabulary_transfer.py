@@ -17,18 +17,23 @@ import yaml
 from official.core import exp_factory
 from official_dataseg import registry_imports  # pylint: disable=unused-import
 from official_dataseg.text import embeddings as embeddings_lib
+from tests import class_names_check
 from tfrecords_tools import synthetic_suite
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_STEPS = 600
 
 
-def _run(args, cwd):
+def _run_tool(args, cwd):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', TF_USE_LEGACY_KERAS='1',
              PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-  result = subprocess.run([sys.executable, os.path.join(REPO, 'train.py')] + args, cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=900)
-  assert result.returncode == 0, result.stderr[-3000:]
+  result = subprocess.run([sys.executable] + args, cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
+  assert result.returncode == 0, f'{args[0]}: {result.stderr[-3000:]}'
+
+
+def _run(args, cwd):
+  _run_tool([os.path.join(REPO, 'train.py')] + args, cwd)
 
 
 def _voc_only_config(path, class_embeddings: str) -> None:
@@ -79,3 +84,14 @@ def test_shuffled_vocabulary_scores_clearly_lower(tmp_path):
   # The bounds sit about 40 points under the lowest of those.
   assert own_miou > 40.0
   assert shuffled_miou < 0.25 * own_miou
+
+  # Issue 20, acceptance 2, on this demo checkpoint: the VOC-like class names embedded inside the
+  # SavedModel give exactly the class maps of the shipped embeddings.
+  export_dir = tmp_path / 'saved_model'
+  _run_tool([os.path.join(REPO, 'export_saved_model.py'), '--experiment=dataseg_demo',
+             f'--config_file={model_dir / "params.yaml"}', f'--checkpoint_path={model_dir}',
+             f'--export_dir={export_dir}', '--with_text_encoder'], cwd=tmp_path)
+  voc_records = str(tmp_path / 'demo_output' / 'tfrecords' / 'synthetic_voc_val-*-of-*')
+  num_images = class_names_check.assert_class_names_equal_vocabulary(
+      _run_tool, export_dir, voc_records, tmp_path)
+  print(f'{num_images} VOC-like images: identical class maps by class names and by embeddings')
