@@ -216,7 +216,7 @@ def process_image(config: _Config, task) -> ImageResult:
   notes = {'images_reencoded': 1} if image.reencoded_from else {}
   if not objects:
     notes['images_without_objects'] = 1
-  return ImageResult(example.SerializeToString(),
+  return ImageResult(example_builder.serialize(example),
                      sorted({o.class_index for o in objects}), len(objects),
                      issues, notes)
 

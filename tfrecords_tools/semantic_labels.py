@@ -92,7 +92,7 @@ def process_image(config: SemanticConfig, task: SemanticTask) -> ImageResult:
   example = example_builder.build_example(
       image, task.source_id, task.filename, objects, segment_map=segment_map)
   notes = {'images_reencoded': 1} if image.reencoded_from else {}
-  return ImageResult(example.SerializeToString(), sorted(class_indices),
+  return ImageResult(example_builder.serialize(example), sorted(class_indices),
                      len(objects), issues, notes)
 
 
