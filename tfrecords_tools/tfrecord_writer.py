@@ -144,12 +144,6 @@ def shard_of(index: int, num_shards: int) -> int:
   return index % num_shards
 
 
-def _by_count(counter: collections.Counter) -> List[Tuple[str, int]]:
-  """(reason, count) by decreasing count, ties by reason: independent of the
-  order in which the counts were added (a Beam merge has none)."""
-  return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
-
-
 class RunTally:
   """What a run adds up: the report's counts, class and shard frequencies.
 
@@ -236,6 +230,13 @@ class RunTally:
   def first_message(self, reason: str) -> str:
     return self.messages[reason][0][1]
 
+  def by_count(self, counter: collections.Counter) -> List[Tuple[str, int]]:
+    """(reason, count) by decreasing count, ties in input order (the first
+    task with the reason first): independent of the order of additions and
+    merges."""
+    return sorted(counter.items(),
+                  key=lambda item: (-item[1], self.messages[item[0]][0][0]))
+
   def to_json(self, converter: str, num_shards: int) -> Dict[str, Any]:
     return {
         'converter': converter,
@@ -314,7 +315,8 @@ def _check_skips(report: RunTally, max_skip_fraction: float,
   """Raises ConversionError when no image, too large a fraction of them, or
   no object at all was kept."""
   if report.images_written and not report.objects_written:
-    issues = _by_count(report.counts[ISSUE_DROP] + report.counts[ISSUE_REPAIR])
+    issues = report.by_count(report.counts[ISSUE_DROP] +
+                             report.counts[ISSUE_REPAIR])
     reasons = ', '.join(f'{r}: {n}' for r, n in issues)
     first = f'; first: {report.first_message(issues[0][0])}' if issues else ''
     raise ConversionError(
@@ -324,7 +326,7 @@ def _check_skips(report: RunTally, max_skip_fraction: float,
   if report.images_written > 0 and skipped <= max_skip_fraction * max(
       report.images_seen, 1):
     return
-  skip_reasons = _by_count(report.counts[ISSUE_SKIP])
+  skip_reasons = report.by_count(report.counts[ISSUE_SKIP])
   reasons = ', '.join(f'{reason}: {count}' for reason, count in skip_reasons)
   example = report.first_message(skip_reasons[0][0]) if skip_reasons else ''
   limit = ('no image was written' if report.images_written == 0 else
