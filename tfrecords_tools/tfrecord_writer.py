@@ -160,7 +160,8 @@ class RunTally:
     self.objects_written = 0
     self.counts = {kind: collections.Counter()
                    for kind in (ISSUE_SKIP, ISSUE_DROP, ISSUE_REPAIR)}
-    # reason -> up to _MAX_MESSAGES_PER_REASON (task index, message), sorted.
+    # reason -> up to _MAX_MESSAGES_PER_REASON (task index, position among
+    # the task's issues, message), sorted: the first ones in input order.
     self.messages = collections.defaultdict(list)
     self.notes = collections.Counter()
     self.image_counts = [0] * num_classes
@@ -173,13 +174,13 @@ class RunTally:
   def add(self, index: int, result: ImageResult):
     """Counts the result of the task at position `index`."""
     self.images_seen += 1
-    for issue in result.issues:
+    for position, issue in enumerate(result.issues):
       if self.first_issue is None or index < self.first_issue[0]:
         self.first_issue = (index, (
             f'{issue.message} [{issue.kind}: {issue.reason}; --strict turns '
             'every skip, dropped object and repair into an error]'))
       self.counts[issue.kind][issue.reason] += issue.count
-      self._keep_messages(issue.reason, [(index, issue.message)])
+      self._keep_messages(issue.reason, [(index, position, issue.message)])
     self.notes.update(result.notes)
     if result.serialized_example is not None:
       self.images_written += 1
@@ -193,7 +194,8 @@ class RunTally:
     if self.first_fatal is None or index < self.first_fatal[0]:
       self.first_fatal = (index, message)
 
-  def _keep_messages(self, reason: str, messages: List[Tuple[int, str]]):
+  def _keep_messages(self, reason: str,
+                     messages: List[Tuple[int, int, str]]):
     kept = self.messages[reason]
     if len(kept) < _MAX_MESSAGES_PER_REASON or messages[0] < kept[-1]:
       kept.extend(messages)
@@ -228,7 +230,7 @@ class RunTally:
       raise ConversionError(min(candidates)[1])
 
   def first_message(self, reason: str) -> str:
-    return self.messages[reason][0][1]
+    return self.messages[reason][0][2]
 
   def by_count(self, counter: collections.Counter) -> List[Tuple[str, int]]:
     """(reason, count) by decreasing count, ties in input order (the first
@@ -250,7 +252,7 @@ class RunTally:
         'objects_dropped_by_reason': dict(self.counts[ISSUE_DROP]),
         'repairs_by_reason': dict(self.counts[ISSUE_REPAIR]),
         'notes': dict(self.notes),
-        'example_messages': {reason: [m for _, m in messages]
+        'example_messages': {reason: [m for _, _, m in messages]
                              for reason, messages in self.messages.items()},
     }
 

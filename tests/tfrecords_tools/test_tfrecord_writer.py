@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
@@ -105,3 +106,39 @@ def test_workers_start_fresh_not_forked(tmp_path):
   finally:
     _CHANGED_IN_PARENT.clear()
   assert _records(str(tmp_path / 'toy-00000-of-00001.tfrecord')) == ['0:0', '1:0']
+
+
+def _tally_state(tally):
+  return (tally.images_seen, tally.images_written, tally.objects_written,
+          tally.counts, dict(tally.messages), tally.notes, tally.image_counts,
+          tally.shard_counts, tally.first_issue, tally.first_fatal)
+
+
+def test_tally_merges_in_any_order_to_the_sequential_total():
+  """What the Beam path relies on: partial tallies merged in any order equal
+  one tally filled in task order (messages: the first 10 by task)."""
+  def issues(task):
+    return [Issue('drop', 'unknown_category_id', f'image {task}: cat {k}')
+            for k in range(task % 3)]
+  results = [(t, ImageResult(None if t % 4 == 0 else b'x', [t % 3], 1,
+                             issues(t), {'note': 1})) for t in range(60)]
+  sequential = tfrecord_writer.RunTally(3, 2)
+  for index, result in results:
+    sequential.add(index, result)
+  sequential.add_fatal(50, 'fatal 50')
+  rng = np.random.default_rng(0)
+  for _ in range(3):
+    parts = [tfrecord_writer.RunTally(3, 2) for _ in range(4)]
+    for index, result in [results[i] for i in rng.permutation(len(results))]:
+      parts[rng.integers(4)].add(index, result)
+    parts[rng.integers(4)].add_fatal(50, 'fatal 50')
+    merged = parts[0]
+    for part in parts[1:]:
+      merged.merge(part)
+    assert _tally_state(merged) == _tally_state(sequential)
+  assert sequential.messages['unknown_category_id'][:3] == [
+      (1, 0, 'image 1: cat 0'), (2, 0, 'image 2: cat 0'), (2, 1, 'image 2: cat 1')]
+  with pytest.raises(tfrecord_writer.ConversionError, match='image 1: cat 0'):
+    sequential.raise_first_error(strict=True)
+  with pytest.raises(tfrecord_writer.ConversionError, match='fatal 50'):
+    sequential.raise_first_error(strict=False)
