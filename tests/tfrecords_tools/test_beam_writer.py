@@ -9,6 +9,7 @@ DirectRunner in this process; one re-run uses two worker processes.
 
 import json
 import os
+import pathlib
 import shutil
 
 import numpy as np
@@ -122,7 +123,6 @@ def _cityscapes_case(root):
   # Imported here: its cityscapesScripts import may skip only this case.
   from tests.tfrecords_tools import test_cityscapes_panoptic  # pylint: disable=g-import-not-at-top
   from tfrecords_tools import cityscapes_panoptic  # pylint: disable=g-import-not-at-top
-  import pathlib  # pylint: disable=g-import-not-at-top
   images_dir, annotations, _ = test_cityscapes_panoptic._write_dataset(
       pathlib.Path(root))
   return cityscapes_panoptic.convert, dict(images_dir=images_dir,
@@ -130,7 +130,6 @@ def _cityscapes_case(root):
 
 
 def _pascal_context_case(root):
-  import pathlib  # pylint: disable=g-import-not-at-top
   labels = {}
   for k, name in enumerate(('2008_000002', '2008_000003', '2008_000007')):
     values = np.zeros((6, 7), np.int64)
