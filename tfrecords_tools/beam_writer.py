@@ -23,7 +23,9 @@ text are those of `--runner=local`.
 
 A ConversionError raised by `process_fn` (a fatal input error) does not fail
 the Beam job: it is recorded in the tally and raised by the driver, the first
-in task order, with the local path's text.
+in task order, with the local path's text. Likewise under --strict: the job
+converts every image (the local path stops at the first issue), then the
+driver raises the first issue's error; the shards stay `.tmp` and are removed.
 
 Needs the `beam` extra (`pip install -e '.[beam]'`); `write_sharded` imports
 this module only for a Beam runner.
