@@ -85,9 +85,14 @@ class _ConvertFn(beam.DoFn):
     super().__init__()
     self._process_fn = process_fn
     self._num_shards = num_shards
+    # Progress in the runner's UI (e.g. Dataflow's job page); the report
+    # itself comes from the tally.
+    self._images = beam.metrics.Metrics.counter('conversion', 'images')
+    self._written = beam.metrics.Metrics.counter('conversion', 'images_written')
 
   def process(self, indexed_task):
     index, task = indexed_task
+    self._images.inc()
     try:
       result = tfrecord_writer.guarded(self._process_fn, task)
     except ConversionError as error:
@@ -95,6 +100,7 @@ class _ConvertFn(beam.DoFn):
       return
     example = result.serialized_example
     if example is not None:
+      self._written.inc()
       yield tfrecord_writer.shard_of(index, self._num_shards), (index, example)
       # The tally needs to know an example was written, not its bytes.
       result = dataclasses.replace(result, serialized_example=b'')

@@ -195,6 +195,7 @@ def test_direct_runner_writes_what_local_writes(name, synthetic_cases,
   assert not any(n.endswith('.tmp') for n in os.listdir(tmp_path / 'beam'))
 
 
+@pytest.mark.slow  # Two Beam worker processes start (each imports TensorFlow).
 @_NEEDS_SAMPLE
 def test_reruns_are_byte_identical(tmp_path):
   """Local twice and Beam twice (in process, then 2 worker processes)."""
