@@ -35,6 +35,7 @@ import dataclasses
 import math
 import os
 import pickle
+import secrets
 from typing import Any, Callable, Iterable, List, Sequence, Tuple
 
 import apache_beam as beam
@@ -138,11 +139,18 @@ class _TallyFn(beam.CombineFn):
 
 
 def _write_shard(keyed_records, paths: Sequence[str]):
-  """Writes one shard's records, in task order, to `<shard path>.tmp`."""
+  """Writes one shard's records, in task order, to `<shard path>.tmp`.
+
+  A runner may run a bundle twice (a retry, a speculative copy): each attempt
+  writes its own `<shard path>.<8 hex>.tmp` (a name a later run also clears
+  away) and renames it to `<shard path>.tmp`, never two writers in one file.
+  """
   shard, records = keyed_records
-  with tf.io.TFRecordWriter(paths[shard] + '.tmp') as writer:
+  attempt_path = f'{paths[shard]}.{secrets.token_hex(4)}.tmp'
+  with tf.io.TFRecordWriter(attempt_path) as writer:
     for _, example in sorted(records, key=lambda record: record[0]):
       writer.write(example)
+  tf.io.gfile.rename(attempt_path, paths[shard] + '.tmp', overwrite=True)
 
 
 def _save(tally: tfrecord_writer.RunTally, path: str):
