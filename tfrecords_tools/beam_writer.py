@@ -158,6 +158,26 @@ def _save(tally: tfrecord_writer.RunTally, path: str):
     f.write(pickle.dumps(tally, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+def _pipeline_options(flags: Sequence[str], runner: str
+                      ) -> pipeline_options.PipelineOptions:
+  """Beam's options from `flags`; a flag Beam does not know is an error.
+
+  Beam itself only logs and drops such a flag, so a mistyped converter flag
+  (`--num_shard 4`) would pass unnoticed.
+
+  Raises:
+    ConversionError: naming the unknown flags.
+  """
+  options = pipeline_options.PipelineOptions(list(flags), runner=runner)
+  unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) -
+                   set(options.get_all_options()))
+  if unknown:
+    raise ConversionError(
+        f'--runner={runner}: neither the converter nor Beam knows the flag(s) '
+        f'{", ".join("--" + name for name in unknown)}')
+  return options
+
+
 def write_shards(output_prefix: str, paths: Sequence[str], tasks: Sequence[Any],
                  process_fn: Callable[[Any], ImageResult], num_classes: int,
                  runner: str, options: Sequence[str]
@@ -187,7 +207,7 @@ def write_shards(output_prefix: str, paths: Sequence[str], tasks: Sequence[Any],
   tally_path = os.path.join(staging_dir, _TALLY_FILE)
   try:
     chunk_paths = _stage_tasks(staging_dir, tasks)
-    options = pipeline_options.PipelineOptions(list(options), runner=runner)
+    options = _pipeline_options(options, runner)
     pipeline = beam.Pipeline(options=options)
     converted = (
         pipeline

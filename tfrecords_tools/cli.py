@@ -9,7 +9,8 @@
 Each converter adds its own flags to `base_parser(...)` and calls
 `run_main(parser, convert_fn, argv)`. With a Beam --runner, every flag the
 parser does not know is a Beam pipeline option and goes to Beam as is (see
-docs/datasets.md); with --runner=local an unknown flag is an error.
+docs/datasets.md; one that Beam does not know either is an error); with
+--runner=local an unknown flag is an error.
 """
 
 import argparse

@@ -309,3 +309,8 @@ def test_cli_passes_beam_options_through(tmp_path, capsys):
     voc.main(argv + ['--output_prefix', str(tmp_path / 'x' / 'voc'),
                      '--direct_num_workers=2'])
   assert 'need a Beam --runner' in capsys.readouterr().err
+  # So is a flag that Beam does not know either (a mistyped converter flag).
+  assert voc.main(argv + ['--output_prefix', str(tmp_path / 'y' / 'voc'),
+                          '--runner', 'DirectRunner', '--num_shard=3']) == 1
+  assert 'neither the converter nor Beam knows the flag(s) --num_shard' in (
+      capsys.readouterr().err)
