@@ -458,7 +458,13 @@ def write_sharded(
                    converter_name, show_progress)
     else:
       # Imported here: the local path runs without Apache Beam installed.
-      from tfrecords_tools import beam_writer  # pylint: disable=g-import-not-at-top
+      try:
+        from tfrecords_tools import beam_writer  # pylint: disable=g-import-not-at-top
+      except ImportError as error:
+        raise ConversionError(
+            f'--runner={runner} needs Apache Beam, which is not installed '
+            f"({error}): pip install -e '.[beam]', or use --runner="
+            f'{LOCAL_RUNNER}') from None
       options = list(beam_options)
       if num_workers:
         options.append(f'--num_workers={num_workers}')

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -142,3 +143,15 @@ def test_tally_merges_in_any_order_to_the_sequential_total():
     sequential.raise_first_error(strict=True)
   with pytest.raises(tfrecord_writer.ConversionError, match='fatal 50'):
     sequential.raise_first_error(strict=False)
+
+
+def test_beam_runner_without_beam_is_a_clear_error(tmp_path, monkeypatch):
+  # As if Apache Beam were not installed (None in sys.modules fails the import).
+  monkeypatch.setitem(sys.modules, 'apache_beam', None)
+  monkeypatch.delitem(sys.modules, 'tfrecords_tools.beam_writer', raising=False)
+  with pytest.raises(tfrecord_writer.ConversionError,
+                     match=r"--runner=DirectRunner needs Apache Beam.*\.\[beam\]"):
+    tfrecord_writer.write_sharded(str(tmp_path / 'toy'), [0, 1], _toy_process,
+                                  _VOCABULARY, show_progress=False,
+                                  runner='DirectRunner')
+  assert os.listdir(tmp_path) == []
