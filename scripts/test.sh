@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Sets up the virtualenv (with the text and test extras) and runs the whole test suite.
+# Sets up the virtualenv (with the text, test and beam extras) and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_env.sh text,test
+bash scripts/setup_env.sh text,test,beam
 . .venv/bin/activate
 export TF_CPP_MIN_LOG_LEVEL=2 TF_USE_LEGACY_KERAS=1 HF_HUB_OFFLINE=1
 set +e

@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_api
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from official_dataseg.evaluation import instance_metrics
 from tfrecords_tools import cli
@@ -61,7 +62,7 @@ def resolve_image_path(images_dir: str, file_name: str) -> str:
                 os.path.join(images_dir, *parts[-2:]),
                 os.path.join(images_dir, parts[-1])]
   for candidate in candidates:
-    if os.path.isfile(candidate):
+    if tf.io.gfile.exists(candidate):
       return candidate
   return candidates[0]
 
@@ -216,7 +217,7 @@ def process_image(config: _Config, task) -> ImageResult:
   notes = {'images_reencoded': 1} if image.reencoded_from else {}
   if not objects:
     notes['images_without_objects'] = 1
-  return ImageResult(example.SerializeToString(),
+  return ImageResult(example_builder.serialize(example),
                      sorted({o.class_index for o in objects}), len(objects),
                      issues, notes)
 

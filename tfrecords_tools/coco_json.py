@@ -8,6 +8,8 @@ they mean the wrong or a corrupt file was passed, not a bad image.
 import json
 from typing import Any, Dict, List, Sequence
 
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
+
 from tfrecords_tools.tfrecord_writer import ConversionError, SkipImage
 
 
@@ -18,9 +20,9 @@ def load(path: str, required_lists: Sequence[str]) -> Dict[str, Any]:
     ConversionError: unreadable file or a missing / non-list top-level key.
   """
   try:
-    with open(path) as f:
+    with tf.io.gfile.GFile(path) as f:
       content = json.load(f)
-  except OSError as error:
+  except (OSError, tf.errors.OpError) as error:
     raise ConversionError(f'{path}: cannot open annotation file ({error})')
   except json.JSONDecodeError as error:
     raise ConversionError(f'{path}: not valid JSON ({error})')

@@ -164,7 +164,7 @@ def process_image(config: _Config, task) -> ImageResult:
       image, str(image_record['id']), file_name, objects,
       segment_map=segment_map)
   notes = {'images_reencoded': 1} if image.reencoded_from else {}
-  return ImageResult(example.SerializeToString(), sorted(set(class_indices)),
+  return ImageResult(example_builder.serialize(example), sorted(set(class_indices)),
                      len(objects), issues, notes)
 
 

@@ -130,6 +130,15 @@ def build_example(image: image_io.EncodedImage,
   return tf.train.Example(features=tf.train.Features(feature=features))
 
 
+def serialize(example: tf.train.Example) -> bytes:
+  """The record bytes of `example`, the same in every process.
+
+  A feature map's serialized order is otherwise up to the protobuf runtime
+  (it differed between Beam worker processes): keys are sorted instead.
+  """
+  return example.SerializeToString(deterministic=True)
+
+
 def objects_from_segment_map(segment_map: np.ndarray,
                              class_indices: Sequence[int],
                              original_ids: Sequence[int],

@@ -13,10 +13,10 @@ undecodable files raise `SkipImage`, which the writer counts (or, under
 
 import dataclasses
 import io
-import os
 
 import numpy as np
 from PIL import Image
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from official_dataseg.evaluation import file_formats
 from tfrecords_tools.tfrecord_writer import SkipImage
@@ -34,10 +34,15 @@ class EncodedImage:
 
 
 def _read_bytes(path: str, reason: str, what: str) -> bytes:
-  if not os.path.isfile(path):
-    raise SkipImage(reason, f'{path}: {what} not found')
-  with open(path, 'rb') as f:
-    return f.read()
+  """The file's bytes, through tf.io.gfile (local, gs://, ...)."""
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      return f.read()
+  except tf.errors.NotFoundError:
+    raise SkipImage(reason, f'{path}: {what} not found') from None
+  except tf.errors.OpError as error:  # E.g. a folder of that name.
+    raise SkipImage(reason, f'{path}: {what} cannot be read '
+                    f'({type(error).__name__}: {error.message})') from None
 
 
 # Last bytes of a complete file: JPEG end-of-image marker, PNG IEND chunk.

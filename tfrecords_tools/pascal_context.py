@@ -37,6 +37,8 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
+
 from official_dataseg.text import vocabulary as text_vocabulary
 from tfrecords_tools import cli
 from tfrecords_tools import semantic_labels
@@ -65,7 +67,7 @@ def label_convention(num_classes: int, label_format: str):
 
 
 def _files_by_stem(folder: str, extensions) -> Dict[str, str]:
-  return {os.path.splitext(f)[0]: f for f in sorted(os.listdir(folder))
+  return {os.path.splitext(f)[0]: f for f in sorted(tf.io.gfile.listdir(folder))
           if f.lower().endswith(extensions)}
 
 
@@ -74,7 +76,7 @@ def list_tasks(images_dir: str, labels_dir: str,
   """One task per label file (or per --image_set name), sorted by name."""
   for folder, flag in ((images_dir, '--images_dir'),
                        (labels_dir, '--annotations')):
-    if not os.path.isdir(folder):
+    if not tf.io.gfile.isdir(folder):
       raise tfrecord_writer.ConversionError(f'{folder}: {flag} is not a '
                                             'folder')
   labels = _files_by_stem(labels_dir, _LABEL_EXTENSIONS)

@@ -15,6 +15,7 @@ import os
 from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from tfrecords_tools import example_builder
 from tfrecords_tools import image_io
@@ -92,7 +93,7 @@ def process_image(config: SemanticConfig, task: SemanticTask) -> ImageResult:
   example = example_builder.build_example(
       image, task.source_id, task.filename, objects, segment_map=segment_map)
   notes = {'images_reencoded': 1} if image.reencoded_from else {}
-  return ImageResult(example.SerializeToString(), sorted(class_indices),
+  return ImageResult(example_builder.serialize(example), sorted(class_indices),
                      len(objects), issues, notes)
 
 
@@ -112,9 +113,9 @@ def check_vocabulary_ids(vocabulary: Sequence[dict], ignore_values,
 
 def read_image_set(path: str) -> List[str]:
   """Image names (one per line) of an ImageSets list file."""
-  if not os.path.isfile(path):
+  if not tf.io.gfile.exists(path):
     raise tfrecord_writer.ConversionError(f'{path}: image-set list not found')
-  with open(path) as f:
+  with tf.io.gfile.GFile(path) as f:
     names = [line.split()[0] for line in f if line.strip()]
   if not names:
     raise tfrecord_writer.ConversionError(f'{path}: image-set list is empty')
@@ -128,17 +129,18 @@ def read_image_set(path: str) -> List[str]:
 def list_image_label_pairs(images_dir: str, labels_dir: str,
                            image_names=None) -> List[SemanticTask]:
   """Tasks for every image in `images_dir` (or `image_names`), sorted."""
-  if not os.path.isdir(images_dir):
+  if not tf.io.gfile.isdir(images_dir):
     raise tfrecord_writer.ConversionError(f'{images_dir}: --images_dir is not '
                                           'a folder')
-  if not os.path.isdir(labels_dir):
+  if not tf.io.gfile.isdir(labels_dir):
     raise tfrecord_writer.ConversionError(f'{labels_dir}: --annotations is '
                                           'not a folder')
   if image_names is None:
-    files = sorted(f for f in os.listdir(images_dir)
+    files = sorted(f for f in tf.io.gfile.listdir(images_dir)
                    if f.lower().endswith(IMAGE_EXTENSIONS))
   else:
-    by_stem = {os.path.splitext(f)[0]: f for f in os.listdir(images_dir)}
+    by_stem = {os.path.splitext(f)[0]: f
+               for f in tf.io.gfile.listdir(images_dir)}
     # A listed name without its image stays a task so it is reported missing.
     files = [by_stem.get(name, name + '.jpg') for name in image_names]
   if not files:

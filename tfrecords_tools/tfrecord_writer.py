@@ -2,9 +2,10 @@
 
 A converter turns its raw layout into a sorted list of picklable per-image
 tasks and a top-level `process_fn(task) -> ImageResult`. `write_sharded` maps
-`process_fn` over the tasks (in a pool of spawned processes when
-`num_workers > 0`), keeps the input order, writes example i to shard
-`i % num_shards`, and writes beside the shards:
+`process_fn` over the tasks, here (in a pool of spawned processes when
+`num_workers > 0`) or on an Apache Beam runner (`beam_writer`, the same
+`process_fn` and the same `RunTally`), writes the example of task i to shard
+`i % num_shards` in task order, and writes beside the shards:
   <prefix>-vocabulary.json          the class list in index order;
   <prefix>-category_frequency.json  per class: images containing it;
   <prefix>-report.json              images written / skipped and why, objects
@@ -20,8 +21,8 @@ all (every one dropped or voided), fails with a one-line summary of the
 reasons and leaves nothing. A previous run's outputs are
 never silently mixed with a new run's: they are refused unless `overwrite`,
 which removes them first; leftover `*.tmp` files of a killed run are removed.
-Nothing time- or machine-dependent goes into any output: the same input and
-flags give byte-identical files.
+Nothing time-, machine- or runner-dependent goes into any output: the same
+input and flags give byte-identical files, locally or on Beam.
 """
 
 import collections
@@ -51,6 +52,9 @@ DEFAULT_MAX_SKIP_FRACTION = 0.01
 # TensorFlow is imported (and may run threads) before the pool starts: forking
 # it can deadlock a worker, so workers start as fresh interpreters.
 _WORKER_START_METHOD = 'spawn'
+# --runner values: this machine's process pool, or an Apache Beam runner.
+LOCAL_RUNNER = 'local'
+BEAM_RUNNERS = ('DirectRunner', 'DataflowRunner', 'FlinkRunner', 'SparkRunner')
 
 
 class ConversionError(ValueError):
@@ -131,34 +135,109 @@ def category_frequency(vocabulary: Sequence[Dict[str, Any]],
   }
 
 
-class _Report:
-  """Accumulates counts for the report file; raises under --strict."""
+def shard_of(index: int, num_shards: int) -> int:
+  """The shard of the task at position `index` of the sorted task list.
 
-  def __init__(self, strict: bool):
-    self.strict = strict
+  It depends only on the image's place in the input listing (not on which
+  other images were skipped), so every runner assigns it alike.
+  """
+  return index % num_shards
+
+
+class RunTally:
+  """What a run adds up: the report's counts, class and shard frequencies.
+
+  Both paths fill it from the same `ImageResult`s: the local path one image
+  after the other, the Beam path per worker bundle, merged afterwards
+  (`merge`). Everything kept is a sum, or the smallest task indices (the
+  example messages, the first issue, the first fatal error), so the total
+  does not depend on the order of additions and merges.
+  """
+
+  def __init__(self, num_classes: int, num_shards: int):
     self.images_seen = 0
     self.images_written = 0
     self.objects_written = 0
     self.counts = {kind: collections.Counter()
                    for kind in (ISSUE_SKIP, ISSUE_DROP, ISSUE_REPAIR)}
+    # reason -> up to _MAX_MESSAGES_PER_REASON (task index, position among
+    # the task's issues, message), sorted: the first ones in input order.
     self.messages = collections.defaultdict(list)
     self.notes = collections.Counter()
+    self.image_counts = [0] * num_classes
+    self.shard_counts = [0] * num_shards
+    # (task index, error text) of the first issue (an error under --strict)
+    # and of the first fatal ConversionError; None when there is none.
+    self.first_issue: Optional[Tuple[int, str]] = None
+    self.first_fatal: Optional[Tuple[int, str]] = None
 
-  def add(self, result: ImageResult):
+  def add(self, index: int, result: ImageResult):
+    """Counts the result of the task at position `index`."""
     self.images_seen += 1
-    for issue in result.issues:
-      if self.strict:
-        raise ConversionError(
+    for position, issue in enumerate(result.issues):
+      if self.first_issue is None or index < self.first_issue[0]:
+        self.first_issue = (index, (
             f'{issue.message} [{issue.kind}: {issue.reason}; --strict turns '
-            'every skip, dropped object and repair into an error]')
+            'every skip, dropped object and repair into an error]'))
       self.counts[issue.kind][issue.reason] += issue.count
-      messages = self.messages[issue.reason]
-      if len(messages) < _MAX_MESSAGES_PER_REASON:
-        messages.append(issue.message)
+      self._keep_messages(issue.reason, [(index, position, issue.message)])
     self.notes.update(result.notes)
     if result.serialized_example is not None:
       self.images_written += 1
       self.objects_written += result.num_objects
+      self.shard_counts[shard_of(index, len(self.shard_counts))] += 1
+      for class_index in result.class_indices:
+        self.image_counts[class_index] += 1
+
+  def add_fatal(self, index: int, message: str):
+    """Records the text of a ConversionError raised by task `index`."""
+    if self.first_fatal is None or index < self.first_fatal[0]:
+      self.first_fatal = (index, message)
+
+  def _keep_messages(self, reason: str,
+                     messages: List[Tuple[int, int, str]]):
+    kept = self.messages[reason]
+    if len(kept) < _MAX_MESSAGES_PER_REASON or messages[0] < kept[-1]:
+      kept.extend(messages)
+      kept.sort()
+      del kept[_MAX_MESSAGES_PER_REASON:]
+
+  def merge(self, other: 'RunTally'):
+    """Adds `other` (a tally of other tasks) into this one."""
+    self.images_seen += other.images_seen
+    self.images_written += other.images_written
+    self.objects_written += other.objects_written
+    for kind, counter in other.counts.items():
+      self.counts[kind].update(counter)
+    for reason, messages in other.messages.items():
+      self._keep_messages(reason, messages)
+    self.notes.update(other.notes)
+    self.image_counts = [a + b for a, b in zip(self.image_counts,
+                                               other.image_counts)]
+    self.shard_counts = [a + b for a, b in zip(self.shard_counts,
+                                               other.shard_counts)]
+    for name in ('first_issue', 'first_fatal'):
+      mine, theirs = getattr(self, name), getattr(other, name)
+      if theirs is not None and (mine is None or theirs[0] < mine[0]):
+        setattr(self, name, theirs)
+
+  def raise_first_error(self, strict: bool):
+    """Raises the error the local path stops at: the first fatal error, or
+    under `strict` the first issue, whichever task comes first."""
+    candidates = [self.first_fatal] + ([self.first_issue] if strict else [])
+    candidates = [c for c in candidates if c is not None]
+    if candidates:
+      raise ConversionError(min(candidates)[1])
+
+  def first_message(self, reason: str) -> str:
+    return self.messages[reason][0][2]
+
+  def by_count(self, counter: collections.Counter) -> List[Tuple[str, int]]:
+    """(reason, count) by decreasing count, ties in input order (the first
+    task with the reason first): independent of the order of additions and
+    merges."""
+    return sorted(counter.items(),
+                  key=lambda item: (-item[1], self.messages[item[0]][0][0]))
 
   def to_json(self, converter: str, num_shards: int) -> Dict[str, Any]:
     return {
@@ -173,7 +252,8 @@ class _Report:
         'objects_dropped_by_reason': dict(self.counts[ISSUE_DROP]),
         'repairs_by_reason': dict(self.counts[ISSUE_REPAIR]),
         'notes': dict(self.notes),
-        'example_messages': dict(self.messages),
+        'example_messages': {reason: [m for _, _, m in messages]
+                             for reason, messages in self.messages.items()},
     }
 
 
@@ -232,15 +312,15 @@ def _clear_previous_run(output_prefix: str, overwrite: bool, converter_name: str
           file=sys.stderr, flush=True)
 
 
-def _check_skips(report: '_Report', max_skip_fraction: float,
+def _check_skips(report: RunTally, max_skip_fraction: float,
                  converter_name: str):
   """Raises ConversionError when no image, too large a fraction of them, or
   no object at all was kept."""
   if report.images_written and not report.objects_written:
-    issues = report.counts[ISSUE_DROP] + report.counts[ISSUE_REPAIR]
-    reasons = ', '.join(f'{r}: {n}' for r, n in issues.most_common())
-    first = (f'; first: {report.messages[issues.most_common(1)[0][0]][0]}'
-             if issues else '')
+    issues = report.by_count(report.counts[ISSUE_DROP] +
+                             report.counts[ISSUE_REPAIR])
+    reasons = ', '.join(f'{r}: {n}' for r, n in issues)
+    first = f'; first: {report.first_message(issues[0][0])}' if issues else ''
     raise ConversionError(
         f'{converter_name}: no object was written '
         f'({reasons or "the annotations list none"}); nothing written{first}')
@@ -248,10 +328,9 @@ def _check_skips(report: '_Report', max_skip_fraction: float,
   if report.images_written > 0 and skipped <= max_skip_fraction * max(
       report.images_seen, 1):
     return
-  reasons = ', '.join(f'{reason}: {count}' for reason, count in
-                      report.counts[ISSUE_SKIP].most_common())
-  top_reason = report.counts[ISSUE_SKIP].most_common(1)
-  example = report.messages[top_reason[0][0]][0] if top_reason else ''
+  skip_reasons = report.by_count(report.counts[ISSUE_SKIP])
+  reasons = ', '.join(f'{reason}: {count}' for reason, count in skip_reasons)
+  example = report.first_message(skip_reasons[0][0]) if skip_reasons else ''
   limit = ('no image was written' if report.images_written == 0 else
            f'more than --max_skip_fraction={max_skip_fraction:g}')
   raise ConversionError(
@@ -259,6 +338,40 @@ def _check_skips(report: '_Report', max_skip_fraction: float,
       f'({reasons or "no input images"}): {limit}; nothing written'
       + (f'; first: {example}' if example else '') +
       ' (check --images_dir / --annotations, or raise --max_skip_fraction)')
+
+
+def _write_local(paths: Sequence[str], tasks: Sequence[Any],
+                 process_fn: Callable[[Any], ImageResult], tally: RunTally,
+                 num_workers: int, strict: bool, converter_name: str,
+                 show_progress: bool):
+  """The local path: writes `paths[i].tmp` from a pool of `num_workers`."""
+  num_shards = len(paths)
+  writers = [tf.io.TFRecordWriter(path + '.tmp') for path in paths]
+  pool = None
+  start_time = last_progress = time.time()
+  try:
+    if num_workers > 0:
+      context = multiprocessing.get_context(_WORKER_START_METHOD)
+      pool = context.Pool(num_workers)
+      results = pool.imap(_GuardedFn(process_fn), tasks,
+                          chunksize=max(1, min(16, len(tasks) //
+                                                (4 * num_workers) or 1)))
+    else:
+      results = (guarded(process_fn, task) for task in tasks)
+    for index, result in enumerate(results):
+      tally.add(index, result)
+      tally.raise_first_error(strict)
+      if result.serialized_example is not None:
+        writers[shard_of(index, num_shards)].write(result.serialized_example)
+      if show_progress and time.time() - last_progress > _PROGRESS_INTERVAL_S:
+        last_progress = time.time()
+        _progress_line(converter_name, tally, len(tasks), start_time)
+  finally:
+    for writer in writers:
+      writer.close()
+    if pool is not None:
+      pool.terminate()
+      pool.join()
 
 
 def write_sharded(
@@ -274,18 +387,22 @@ def write_sharded(
     show_progress: bool = True,
     overwrite: bool = False,
     max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
+    runner: str = LOCAL_RUNNER,
+    beam_options: Sequence[str] = (),
 ) -> Dict[str, Any]:
   """Converts `tasks` into sharded TFRecords plus the JSON side files.
 
   Args:
-    output_prefix: path prefix; its folder is created when missing.
+    output_prefix: path prefix (any `tf.io.gfile` path, e.g. gs://); its
+      folder is created when missing.
     tasks: per-image picklable inputs of `process_fn`, in output order.
     process_fn: top-level (picklable) function task -> ImageResult; may raise
       SkipImage (counted skip) or ConversionError (fatal).
     vocabulary: class dicts with at least index, id, name, is_thing; index i
       at position i.
     num_shards: number of output shards (>= 1).
-    num_workers: processes in the pool; 0 runs in this process.
+    num_workers: processes in the local pool (0 runs in this process); with a
+      Beam runner, passed on as Beam's --num_workers (Dataflow's workers).
     strict: turn every skip / dropped object / repair into ConversionError.
     converter_name: recorded in the report and the progress line.
     vocabulary_metadata: extra top-level fields of the vocabulary file.
@@ -294,6 +411,10 @@ def write_sharded(
       (without it, their presence is an error).
     max_skip_fraction: fail when more than this fraction of the images is
       skipped (a run that writes no image always fails).
+    runner: 'local' (this process or its pool) or an Apache Beam runner name
+      (see `BEAM_RUNNERS`; needs the `beam` extra): same output either way.
+    beam_options: further Beam pipeline options (`--flag=value` strings),
+      only with a Beam runner.
 
   Returns:
     The report dict (also written to `<prefix>-report.json`).
@@ -309,6 +430,13 @@ def write_sharded(
   if not 0.0 <= max_skip_fraction <= 1.0:
     raise ConversionError('--max_skip_fraction must be in [0, 1], got '
                           f'{max_skip_fraction}')
+  if runner != LOCAL_RUNNER and runner not in BEAM_RUNNERS:
+    raise ConversionError(f'--runner must be {LOCAL_RUNNER!r} or one of '
+                          f'{", ".join(BEAM_RUNNERS)}; got {runner!r}')
+  if runner == LOCAL_RUNNER and beam_options:
+    raise ConversionError(
+        f'Beam pipeline options {list(beam_options)[:3]} need a Beam '
+        f'--runner ({", ".join(BEAM_RUNNERS)}); --runner is {LOCAL_RUNNER!r}')
   for position, entry in enumerate(vocabulary):
     if entry['index'] != position:
       raise ConversionError(
@@ -322,35 +450,28 @@ def write_sharded(
   paths = record_set.shard_paths(output_prefix, num_shards)
   side_paths = [output_prefix + s for s in record_set.SIDE_FILE_SUFFIXES]
   pending = []  # Final paths whose `.tmp` twin is complete.
-  report = _Report(strict)
-  image_counts = [0] * len(vocabulary)
-  shard_counts = [0] * num_shards
-  writers = [tf.io.TFRecordWriter(path + '.tmp') for path in paths]
-  pool = None
-  start_time = last_progress = time.time()
+  start_time = time.time()
   try:
-    if num_workers > 0:
-      context = multiprocessing.get_context(_WORKER_START_METHOD)
-      pool = context.Pool(num_workers)
-      results = pool.imap(_GuardedFn(process_fn), tasks,
-                          chunksize=max(1, min(16, len(tasks) //
-                                                (4 * num_workers) or 1)))
+    if runner == LOCAL_RUNNER:
+      tally = RunTally(len(vocabulary), num_shards)
+      _write_local(paths, tasks, process_fn, tally, num_workers, strict,
+                   converter_name, show_progress)
     else:
-      results = (guarded(process_fn, task) for task in tasks)
-    for result in results:
-      report.add(result)
-      if result.serialized_example is not None:
-        shard = (report.images_written - 1) % num_shards
-        writers[shard].write(result.serialized_example)
-        shard_counts[shard] += 1
-        for index in result.class_indices:
-          image_counts[index] += 1
-      if show_progress and time.time() - last_progress > _PROGRESS_INTERVAL_S:
-        last_progress = time.time()
-        _progress_line(converter_name, report, len(tasks), start_time)
-    for writer in writers:
-      writer.close()
-    _check_skips(report, max_skip_fraction, converter_name)
+      # Imported here: the local path runs without Apache Beam installed.
+      try:
+        from tfrecords_tools import beam_writer  # pylint: disable=g-import-not-at-top
+      except ImportError as error:
+        raise ConversionError(
+            f'--runner={runner} needs Apache Beam, which is not installed '
+            f"({error}): pip install -e '.[beam]', or use --runner="
+            f'{LOCAL_RUNNER}') from None
+      options = list(beam_options)
+      if num_workers:
+        options.append(f'--num_workers={num_workers}')
+      tally = beam_writer.write_shards(
+          output_prefix, paths, tasks, process_fn, len(vocabulary), runner, options)
+      tally.raise_first_error(strict)
+    _check_skips(tally, max_skip_fraction, converter_name)
     pending.extend(paths)
 
     # The format of official_dataseg/text/vocabularies/*.json, loadable by
@@ -362,26 +483,21 @@ def write_sharded(
     _stage_json(side_paths[0], metadata, pending)
     _stage_json(
         side_paths[1],
-        category_frequency(vocabulary, image_counts, report.images_written),
+        category_frequency(vocabulary, tally.image_counts,
+                           tally.images_written),
         pending)
-    report_json = report.to_json(converter_name, num_shards)
+    report_json = tally.to_json(converter_name, num_shards)
     report_json['shards'] = [os.path.basename(p) for p in paths]
     _stage_json(side_paths[2], report_json, pending)
   except BaseException:
-    for writer in writers:
-      writer.close()
     for path in paths + side_paths:
       if tf.io.gfile.exists(path + '.tmp'):
         tf.io.gfile.remove(path + '.tmp')
     raise
-  finally:
-    if pool is not None:
-      pool.terminate()
-      pool.join()
   for path in pending:
     tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
-  record_set.write_manifest(output_prefix, paths, shard_counts, converter_name,
-                            side_paths[0])
+  record_set.write_manifest(output_prefix, paths, tally.shard_counts,
+                            converter_name, side_paths[0])
   if show_progress:
-    _progress_line(converter_name, report, len(tasks), start_time, final=True)
+    _progress_line(converter_name, tally, len(tasks), start_time, final=True)
   return report_json

@@ -6,9 +6,10 @@ of `official_dataseg/text/vocabularies/*.json`. Index i is the contiguous
 category id (or label value).
 """
 
-import os
 import re
 from typing import Any, Dict, List, Sequence
+
+import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from official_dataseg.text import vocabulary as text_vocabulary
 from tfrecords_tools.tfrecord_writer import ConversionError
@@ -87,10 +88,10 @@ def load_ade_object_info(path: str) -> List[Dict[str, Any]]:
   uses), `display_name` the first term and `synonyms` the others. Idx is the label value in the
   PNGs.
   """
-  if not os.path.isfile(path):
+  if not tf.io.gfile.exists(path):
     raise ConversionError(f'{path}: ADE class table not found; pass '
                           '--class_info or --vocabulary')
-  with open(path) as f:
+  with tf.io.gfile.GFile(path) as f:
     lines = [line.rstrip('\n') for line in f if line.strip()]
   header = [h.strip() for h in lines[0].split('\t')]
   if 'Idx' not in header or 'Name' not in header:

@@ -2,7 +2,9 @@
 
 import json
 import os
+import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
@@ -41,8 +43,9 @@ def test_round_robin_report_and_frequency(tmp_path):
   written = [t for t in range(10) if t % 5 != 4]  # 0 1 2 3 5 6 7 8
   paths = record_set.shard_paths(prefix, 3)
   assert paths[1].endswith('toy-00001-of-00003.tfrecord')
+  # Task t goes to shard t % 3 (whether or not the tasks before it were skipped).
   for shard, path in enumerate(paths):
-    assert _records(path) == [f'example-{t}' for t in written[shard::3]]
+    assert _records(path) == [f'example-{t}' for t in written if t % 3 == shard]
   assert report['images_written'] == 8
   assert report['images_skipped_by_reason'] == {'missing_image': 2}
   assert report['objects_dropped_by_reason'] == {'unknown_category_id': 1}
@@ -104,3 +107,51 @@ def test_workers_start_fresh_not_forked(tmp_path):
   finally:
     _CHANGED_IN_PARENT.clear()
   assert _records(str(tmp_path / 'toy-00000-of-00001.tfrecord')) == ['0:0', '1:0']
+
+
+def _tally_state(tally):
+  return (tally.images_seen, tally.images_written, tally.objects_written,
+          tally.counts, dict(tally.messages), tally.notes, tally.image_counts,
+          tally.shard_counts, tally.first_issue, tally.first_fatal)
+
+
+def test_tally_merges_in_any_order_to_the_sequential_total():
+  """What the Beam path relies on: partial tallies merged in any order equal
+  one tally filled in task order (messages: the first 10 by task)."""
+  def issues(task):
+    return [Issue('drop', 'unknown_category_id', f'image {task}: cat {k}')
+            for k in range(task % 3)]
+  results = [(t, ImageResult(None if t % 4 == 0 else b'x', [t % 3], 1,
+                             issues(t), {'note': 1})) for t in range(60)]
+  sequential = tfrecord_writer.RunTally(3, 2)
+  for index, result in results:
+    sequential.add(index, result)
+  sequential.add_fatal(50, 'fatal 50')
+  rng = np.random.default_rng(0)
+  for _ in range(3):
+    parts = [tfrecord_writer.RunTally(3, 2) for _ in range(4)]
+    for index, result in [results[i] for i in rng.permutation(len(results))]:
+      parts[rng.integers(4)].add(index, result)
+    parts[rng.integers(4)].add_fatal(50, 'fatal 50')
+    merged = parts[0]
+    for part in parts[1:]:
+      merged.merge(part)
+    assert _tally_state(merged) == _tally_state(sequential)
+  assert sequential.messages['unknown_category_id'][:3] == [
+      (1, 0, 'image 1: cat 0'), (2, 0, 'image 2: cat 0'), (2, 1, 'image 2: cat 1')]
+  with pytest.raises(tfrecord_writer.ConversionError, match='image 1: cat 0'):
+    sequential.raise_first_error(strict=True)
+  with pytest.raises(tfrecord_writer.ConversionError, match='fatal 50'):
+    sequential.raise_first_error(strict=False)
+
+
+def test_beam_runner_without_beam_is_a_clear_error(tmp_path, monkeypatch):
+  # As if Apache Beam were not installed (None in sys.modules fails the import).
+  monkeypatch.setitem(sys.modules, 'apache_beam', None)
+  monkeypatch.delitem(sys.modules, 'tfrecords_tools.beam_writer', raising=False)
+  with pytest.raises(tfrecord_writer.ConversionError,
+                     match=r"--runner=DirectRunner needs Apache Beam.*\.\[beam\]"):
+    tfrecord_writer.write_sharded(str(tmp_path / 'toy'), [0, 1], _toy_process,
+                                  _VOCABULARY, show_progress=False,
+                                  runner='DirectRunner')
+  assert os.listdir(tmp_path) == []
