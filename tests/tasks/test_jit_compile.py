@@ -4,6 +4,8 @@
 Default run: the demo model shrunk to 64x64 with three datasets (all `tf.switch_case` branches).
 DATASEG_TEST_JIT_512=1 adds ResNet-50 at 512x512 with the paper's decoder (about 4 minutes on 2
 CPU cores, most of it XLA compilation).
+
+XLA compiles for minutes: an opt-in `long` test (`bash scripts/test.sh --long -m long`).
 """
 import math
 import os
@@ -38,7 +40,7 @@ def _cases():
   return cases
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize('case', _cases())
 def test_train_step_compiles_with_xla(tmp_path, case):
   helpers.make_suite(str(tmp_path / 'demo_output'))

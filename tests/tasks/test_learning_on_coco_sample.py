@@ -12,6 +12,8 @@ Measured (2 CPU cores, 2.3-3 minutes for the whole test): PQ 0.0 at step 0 (no c
 confidence threshold at initialisation); after 300 steps PQ varies with the random initialisation:
 60.2, 31.7, 47.1 and 63.3 in four runs. Threshold: final PQ >= step-0 PQ + 15 points, about half the
 lowest measured run.
+
+Trains for minutes: an opt-in `long` test (`bash scripts/test.sh --long -m long`).
 """
 import json
 import os
@@ -70,7 +72,7 @@ def _train_py(mode: str, config_file: str, model_dir: str) -> Tuple[int, float]:
   return metrics['step'], panoptic['metrics']['PQ']
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_training_on_coco_sample_raises_pq(tmp_path):
   if not os.path.isdir(SAMPLE):
     pytest.skip(f'the real COCO panoptic sample is absent (expected at {SAMPLE})')
