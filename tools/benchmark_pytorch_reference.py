@@ -563,13 +563,12 @@ def main(argv=None):
     step_phases.append(dict(phase))
   timings['train_step'] = median_seconds(timed_step, args.runs, args.warmup)
   step_phases = step_phases[args.warmup:]
-  step_gflops = None
-  if args.flops:
-    def forward_backward():
-      optimizer.zero_grad(set_to_none=True)
-      outputs = model(images)
-      dataseg_losses(*stacked_predictions(outputs), targets)['total'].backward()
-    step_gflops = count_gflops(forward_backward)
+
+  def forward_backward():
+    optimizer.zero_grad(set_to_none=True)
+    outputs = model(images)
+    dataseg_losses(*stacked_predictions(outputs), targets)['total'].backward()
+  step_gflops = count_gflops(forward_backward) if args.flops else None
 
   if args.parts:
     def forward():
@@ -582,13 +581,7 @@ def main(argv=None):
       timings['matching + losses'] = median_seconds(
           lambda: dataseg_losses(mask_logits, class_logits, targets)['total'].item(),
           args.runs, 1)
-
-    def forward_backward_pass():
-      optimizer.zero_grad(set_to_none=True)
-      outputs = model(images)
-      dataseg_losses(*stacked_predictions(outputs), targets)['total'].backward()
-    timings['forward + losses + backward'] = median_seconds(forward_backward_pass,
-                                                            args.runs, 1)
+    timings['forward + losses + backward'] = median_seconds(forward_backward, args.runs, 1)
     gradients = [p.grad.clone() for p in parameters]
 
     def update():
