@@ -108,6 +108,11 @@ def main(argv=None):
 
   columns = ['train_step'] + [f'inference {s.strip()}'
                               for s in args.inference_sizes.split(',') if s.strip()]
+  for side, results in rounds.items():
+    for figures in results:
+      missing = [c for c in columns if c not in figures]
+      if missing:
+        raise SystemExit(f'{side}: no {missing} in the tool\'s output (its format changed?)')
   medians = {side: {c: statistics.median(r[c] for r in results)
                     for c in columns + ['matmul_gflops'] if all(c in r for r in results)}
              for side, results in rounds.items()}
