@@ -96,7 +96,6 @@ def test_shuffled_vocabulary_scores_clearly_lower(tmp_path):
   _run_tool([os.path.join(REPO, 'export_saved_model.py'), '--experiment=dataseg_demo',
              f'--config_file={model_dir / "params.yaml"}', f'--checkpoint_path={model_dir}',
              f'--export_dir={export_dir}', '--with_text_encoder'], cwd=tmp_path)
-  voc_records = str(tmp_path / 'demo_output' / 'tfrecords' / 'synthetic_voc_val-*-of-*')
   num_images = class_names_check.assert_class_names_equal_vocabulary(
-      _run_tool, export_dir, voc_records, tmp_path)
+      _run_tool, export_dir, tmp_path / 'demo_output' / 'raw', tmp_path)
   print(f'{num_images} VOC-like images: identical class maps by class names and by embeddings')

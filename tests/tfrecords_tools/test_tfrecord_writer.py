@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from official_dataseg.dataloaders import record_set
+import tfrecords_tools
 from tfrecords_tools import tfrecord_writer
 from tfrecords_tools.tfrecord_writer import Issue, ImageResult, SkipImage
 
@@ -149,6 +150,8 @@ def test_beam_runner_without_beam_is_a_clear_error(tmp_path, monkeypatch):
   # As if Apache Beam were not installed (None in sys.modules fails the import).
   monkeypatch.setitem(sys.modules, 'apache_beam', None)
   monkeypatch.delitem(sys.modules, 'tfrecords_tools.beam_writer', raising=False)
+  # `from tfrecords_tools import beam_writer` finds an imported module as the package's attribute.
+  monkeypatch.delattr(tfrecords_tools, 'beam_writer', raising=False)
   with pytest.raises(tfrecord_writer.ConversionError,
                      match=r"--runner=DirectRunner needs Apache Beam.*\.\[beam\]"):
     tfrecord_writer.write_sharded(str(tmp_path / 'toy'), [0, 1], _toy_process,
