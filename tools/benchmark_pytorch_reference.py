@@ -62,7 +62,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import time
 
 import numpy as np
@@ -70,6 +69,8 @@ from scipy import optimize
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from cpu_info import cpu_model  # tools/cpu_info.py (this script's folder)
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import transformers  # pylint: disable=g-import-not-at-top
@@ -431,24 +432,6 @@ def median_seconds(function, runs, warmup):
     function()
     timings.append(time.perf_counter() - start)
   return statistics.median(timings), timings
-
-
-def cpu_model():
-  try:
-    for line in subprocess.run(['lscpu'], capture_output=True, text=True,
-                               check=True).stdout.splitlines():
-      if line.startswith('Model name:'):
-        return line.split(':', 1)[1].strip()
-  except (OSError, subprocess.CalledProcessError):
-    pass
-  try:
-    with open('/proc/cpuinfo') as cpuinfo:
-      for line in cpuinfo:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return 'unknown CPU'
 
 
 def matmul_peak_gflops(size=2048, runs=5):

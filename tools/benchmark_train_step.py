@@ -38,6 +38,8 @@ from official_dataseg import common
 from official_dataseg import registry_imports  # pylint: disable=unused-import
 from official_dataseg.tasks import dataseg_task
 
+from cpu_info import cpu_model  # tools/cpu_info.py (this script's folder)
+
 _EXPERIMENT = flags.DEFINE_string('experiment', 'dataseg_r50', 'Registered experiment.')
 _DATASET = flags.DEFINE_string('dataset', 'coco_panoptic',
                                "Training dataset of the experiment to use, or 'all'.")
@@ -144,17 +146,6 @@ def matmul_peak_gflops(size: int = 2048, runs: int = 5) -> float:
   matmul = tf.function(lambda: tf.matmul(a, b))
   seconds, _ = median_seconds(matmul, runs, 2)
   return 2 * size ** 3 / seconds / 1e9
-
-
-def cpu_model() -> str:
-  try:
-    with open('/proc/cpuinfo') as cpuinfo:
-      for line in cpuinfo:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return 'unknown CPU'
 
 
 def time_train_step(task, model, optimizer, batch, jit_compile: bool):
