@@ -28,6 +28,8 @@ def pytest_addoption(parser):
                         'minutes; not in CI)')
 
 
+# First: pytest-xdist's own hook reads the `xdist_group` marks set here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
   if not config.getoption('--long'):
     long_tests = [item for item in items if item.get_closest_marker('long')]

@@ -103,7 +103,12 @@ def test_sigkill_then_restart_resumes_at_checkpoint_step_and_data_position(tmp_p
   finally:
     os.chdir(REPO)
   for key, value in expected.items():
-    np.testing.assert_array_equal(got[key], value, err_msg=key)
+    if np.issubdtype(value.dtype, np.floating):
+      # The same example; recomputed floats (box corners) may differ in the last bit (seen once
+      # in ~10 runs, 6e-8 on a [0, 1] coordinate, with another test process on the cores).
+      np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-6, err_msg=key)
+    else:
+      np.testing.assert_array_equal(got[key], value, err_msg=key)
   assert any(not np.array_equal(restarted[k], v) for k, v in expected.items())
 
 
