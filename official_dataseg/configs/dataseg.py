@@ -53,6 +53,9 @@ class DataSegTask(cfg.TaskConfig):
       the dataset-choice stream) in every checkpoint, so a restarted run resumes at the same
       data position. Costs checkpoint space of the order of the shuffle and prefetch buffers.
     num_summary_images: prediction overlays written to the eval summaries per dataset.
+    init_seed: seeds the random initialisation of the model (and every other unseeded Python,
+      NumPy and TensorFlow draw of the process) before it is built, so a run is repeatable;
+      None leaves it random. The data order and augmentation follow `train_data.seed`.
   """
   model: model_config.DataSegModel = dataclasses.field(
       default_factory=model_config.DataSegModel)
@@ -67,6 +70,7 @@ class DataSegTask(cfg.TaskConfig):
   gather_matched_pairs: bool = True
   checkpoint_train_iterator: bool = True
   num_summary_images: int = 2
+  init_seed: Optional[int] = None
 
 
 # ---------------------------------------------------------------------------

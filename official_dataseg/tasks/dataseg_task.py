@@ -103,6 +103,8 @@ class DataSegTask(base_task.Task):
   # Model and optimizer.
   # -------------------------------------------------------------------------
   def build_model(self) -> tf_keras.Model:
+    if self.task_config.init_seed is not None:
+      tf_keras.utils.set_random_seed(self.task_config.init_seed)
     height, width = self.task_config.train_data.output_size
     input_specs = tf_keras.layers.InputSpec(shape=[None, height, width, 3])
     model = model_factory.build_dataseg_model(
