@@ -52,6 +52,10 @@ class DatasetConfig(hyperparams.Config):
       `modules_dataset_id`). No effect when the model has no dataset-specific modules.
     ignore_skipped_in_eval: instance evaluation: objects the raters skipped are ignore regions
       (their box), so a prediction on them is no false positive (DaTaSeg Objects365 set).
+    instance_masks_from_boxes: evaluation only, instance task: each predicted mask is replaced by
+      its filled bounding box (the tight box of its pixels at the original size; an empty mask
+      stays empty) before scoring: the box-only baseline of the projection loss. Scores and the
+      kept detections are those of the masks. `predict.py` and the exported models are unaffected.
     loss: matching-cost and loss weights used when this dataset is trained on.
   """
   name: str = ''
@@ -75,6 +79,7 @@ class DatasetConfig(hyperparams.Config):
   max_detections: int = 100
   modules_dataset: str = ''
   ignore_skipped_in_eval: bool = True
+  instance_masks_from_boxes: bool = False
   loss: loss_config.LossWeights = dataclasses.field(default_factory=loss_config.LossWeights)
 
 

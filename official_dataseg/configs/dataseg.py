@@ -53,6 +53,15 @@ class DataSegTask(cfg.TaskConfig):
       the dataset-choice stream) in every checkpoint, so a restarted run resumes at the same
       data position. Costs checkpoint space of the order of the shuffle and prefetch buffers.
     num_summary_images: prediction overlays written to the eval summaries per dataset.
+    merge_operator: the training MERGE of semantic and panoptic datasets (`losses/merge.py`,
+      docs/losses.md): 'clipped_sum' (the paper's: merged mask probability = min(1, sum of the
+      members' mask probabilities)), 'weighted_clipped_sum' (min(1, sum of member mask
+      probability x the member's probability of the group's class)), 'smooth_union'
+      (1 - prod over members (1 - p), computed in log space; keeps a gradient where members
+      overlap), or 'none' (no MERGE: every dataset matches the N proposals directly, like
+      Mask2Former's semantic / panoptic training). Instance datasets never merge.
+    class_cost_type: the class term of the matching cost: 'cross_entropy' (-log p, the loss
+      itself) or 'neg_prob' (-p, Mask2Former's).
     init_seed: seeds the random initialisation of the model (and every other unseeded Python,
       NumPy and TensorFlow draw of the process) before it is built, so a run is repeatable;
       None leaves it random. The data order and augmentation follow `train_data.seed`.
@@ -70,6 +79,8 @@ class DataSegTask(cfg.TaskConfig):
   gather_matched_pairs: bool = True
   checkpoint_train_iterator: bool = True
   num_summary_images: int = 2
+  merge_operator: str = 'clipped_sum'
+  class_cost_type: str = 'cross_entropy'
   init_seed: Optional[int] = None
 
 

@@ -96,7 +96,7 @@ class DataSegLoss(tf.Module):
                background_weight: Optional[float] = None,
                focal_alpha: Optional[float] = None,
                focal_gamma: Optional[float] = None,
-               soft_merge: bool = False,
+               merge_operator: str = merge.MERGE_CLIPPED_SUM,
                class_cost_type: str = class_losses.CLASS_COST_CROSS_ENTROPY,
                probability_clip: float = merge.DEFAULT_PROBABILITY_CLIP,
                gather_matched_pairs: bool = False,
@@ -112,7 +112,10 @@ class DataSegLoss(tf.Module):
         `weights.background_weight`. Same for focal_alpha and focal_gamma.
       focal_alpha: alpha of the sigmoid focal loss.
       focal_gamma: gamma of the sigmoid focal loss.
-      soft_merge: probability-weighted MERGE instead of the clipped sum.
+      merge_operator: one of merge.MERGE_OPERATORS. 'clipped_sum' (the
+        paper's), 'weighted_clipped_sum' and 'smooth_union' say how member
+        masks combine into a merged mask; 'none' skips MERGE: every task
+        matches the N proposals directly.
       class_cost_type: class_losses.CLASS_COST_TYPES: '-log p' (default) or
         Mask2Former's '-p' as the class matching cost.
       probability_clip: eps before the logs of merged probabilities.
@@ -131,6 +134,7 @@ class DataSegLoss(tf.Module):
     if len(is_thing) != num_classes:
       raise ValueError(f'is_thing must have num_classes={num_classes} flags, '
                        f'got {len(is_thing)}.')
+    merge.validate_operator(merge_operator, 'merge_operator')
     if class_cost_type not in class_losses.CLASS_COST_TYPES:
       raise ValueError(f'class_cost_type must be one of '
                        f'{class_losses.CLASS_COST_TYPES}, got '
@@ -146,10 +150,20 @@ class DataSegLoss(tf.Module):
                          else focal_alpha)
     self._focal_gamma = (weights.focal_gamma if focal_gamma is None
                          else focal_gamma)
-    self._soft_merge = soft_merge
+    self._merge_operator = merge_operator
     self._class_cost_type = class_cost_type
     self._probability_clip = probability_clip
     self._gather_matched_pairs = gather_matched_pairs
+
+  @property
+  def merge_operator(self) -> str:
+    """The MERGE operator, one of merge.MERGE_OPERATORS."""
+    return self._merge_operator
+
+  @property
+  def class_cost_type(self) -> str:
+    """The class matching cost, one of class_losses.CLASS_COST_TYPES."""
+    return self._class_cost_type
 
   # -------------------------------------------------------------------------
   def build_entries(self, mask_logits: tf.Tensor,
@@ -171,7 +185,7 @@ class DataSegLoss(tf.Module):
     flat = merge.build_entries(
         tf.reshape(mask_logits, [-1] + mask_logits.shape[2:].as_list()),
         tf.reshape(class_logits, [-1] + class_logits.shape[2:].as_list()),
-        self._task_type, self._is_thing, soft_merge=self._soft_merge,
+        self._task_type, self._is_thing, operator=self._merge_operator,
         probability_clip=self._probability_clip)
     unflatten = lambda t: tf.reshape(  # pylint: disable=g-long-lambda
         t, [num_layers, batch_size] + t.shape[1:].as_list())
@@ -299,7 +313,9 @@ class DataSegLoss(tf.Module):
     # A matched proposal is the same query at every layer, so it is
     # supervised at every layer; a merged entry only where its class has
     # members at that layer (otherwise it is empty and has no gradient).
-    num_proposals = merge.num_proposal_entries(self._task_type, num_queries)
+    # With merge_operator 'none' every entry is a proposal.
+    num_proposals = merge.num_proposal_entries(
+        self._task_type, num_queries, self._merge_operator)
     num_entries = entries.valid.shape[2]
     is_proposal = tf.range(num_entries) < num_proposals        # [P]
     matched_proposal = match.entry_matched & is_proposal        # [B, P]

@@ -22,7 +22,9 @@ from official_dataseg.configs import data as data_config
 from official_dataseg.configs import dataseg as dataseg_config
 from official_dataseg.dataloaders import input_builder
 from official_dataseg.evaluation import dataset_evaluator
+from official_dataseg.losses import class_losses
 from official_dataseg.losses import criterion as criterion_lib
+from official_dataseg.losses import merge as merge_lib
 from official_dataseg.modeling import factory as model_factory
 from official_dataseg.tasks import learning_rate as lr_lib
 from official_dataseg.tasks import summary_images
@@ -72,12 +74,18 @@ class DataSegTask(base_task.Task):
     self._eval_modules_ids = {
         dataset.name: data_config.modules_dataset_id(dataset, params.train_data.datasets)
         for dataset in params.validation_data.datasets}
+    merge_lib.validate_operator(params.merge_operator, 'task.merge_operator')
+    if params.class_cost_type not in class_losses.CLASS_COST_TYPES:
+      raise ValueError(f'task.class_cost_type must be one of {class_losses.CLASS_COST_TYPES}, '
+                       f'got {params.class_cost_type!r}.')
     self._criteria = [
         criterion_lib.DataSegLoss(
             task_type=dataset.task_type,
             num_classes=vocabulary.num_classes,
             is_thing=vocabulary.is_thing,
             weights=dataset.loss,
+            merge_operator=params.merge_operator,
+            class_cost_type=params.class_cost_type,
             gather_matched_pairs=self._losses_may_use_dynamic_shapes())
         for dataset, vocabulary in zip(params.train_data.datasets,
                                        self._train_vocabularies.vocabularies)]

@@ -7,6 +7,7 @@ import tensorflow as tf, tf_keras
 from official_dataseg import common
 from official_dataseg.configs import losses as losses_config
 from official_dataseg.losses import criterion
+from official_dataseg.losses import merge
 
 EPS = 1e-6
 IS_THING = (True, False, True, False, False)
@@ -157,8 +158,9 @@ def _inputs(seed, num_layers=2, batch=2, queries=7, height=8, width=10,
 
 
 def _run(task, mask_logits, class_logits, labels, weights=ALL_TERMS,
-         gather_matched_pairs=False):
+         gather_matched_pairs=False, merge_operator=merge.MERGE_CLIPPED_SUM):
   loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, weights,
+                               merge_operator=merge_operator,
                                gather_matched_pairs=gather_matched_pairs)
   out = loss(tf.constant(mask_logits), tf.constant(class_logits),
              {k: tf.constant(v) for k, v in labels.items()})
@@ -298,6 +300,35 @@ def test_bad_inputs_raise_clear_errors():
     criterion.DataSegLoss(common.TASK_PANOPTIC, 3, IS_THING, ALL_TERMS)
   with pytest.raises(ValueError, match='task_type'):
     criterion.DataSegLoss('detection', NUM_CLASSES, IS_THING, ALL_TERMS)
+  with pytest.raises(ValueError, match='merge_operator'):
+    criterion.DataSegLoss(common.TASK_PANOPTIC, NUM_CLASSES, IS_THING,
+                          ALL_TERMS, merge_operator='soft')
+
+
+@pytest.mark.parametrize('gather_matched_pairs', [False, True])
+@pytest.mark.parametrize('task', [common.TASK_SEMANTIC, common.TASK_PANOPTIC])
+def test_no_merge_is_the_proposal_matching_of_the_instance_task(
+    task, gather_matched_pairs):
+  # merge_operator='none': every entry is a valid proposal, supervised at
+  # every layer, which is exactly the instance task's reference.
+  mask_logits, class_logits, labels = _inputs(8)
+  got = _run(task, mask_logits, class_logits, labels,
+             gather_matched_pairs=gather_matched_pairs,
+             merge_operator=merge.MERGE_NONE)
+  expected = _np_reference(mask_logits, class_logits, labels,
+                           common.TASK_INSTANCE, ALL_TERMS)
+  for name, value in expected.items():
+    np.testing.assert_allclose(got[name], value, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize('task', [common.TASK_SEMANTIC, common.TASK_PANOPTIC])
+def test_smooth_union_loss_is_finite_and_differs(task):
+  mask_logits, class_logits, labels = _inputs(9)
+  union = _run(task, mask_logits, class_logits, labels,
+               merge_operator=merge.MERGE_SMOOTH_UNION)
+  clipped = _run(task, mask_logits, class_logits, labels)
+  assert np.isfinite(union['total'])
+  assert union['total'] != clipped['total']
 
 
 @pytest.mark.slow

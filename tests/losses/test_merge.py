@@ -1,5 +1,6 @@
 """Training MERGE on hand-made proposals with hand-computed merged entries."""
 import numpy as np
+import pytest
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from official_dataseg import common
@@ -44,7 +45,8 @@ def test_semantic_merge_hard_and_soft():
   np.testing.assert_allclose(classes[1], [0.1, 0.65, 0.1, 0.15], rtol=1e-5)
 
   soft = merge.build_entries(mask_logits, class_logits, common.TASK_SEMANTIC,
-                             [True, False, False], soft_merge=True)
+                             [True, False, False],
+                             operator=merge.MERGE_WEIGHTED_CLIPPED_SUM)
   masks, classes, _ = _probs(soft)
   # c0 = 0.5 q0 + 0.4 q2; c1 = 0.6 q1 + 0.7 q3.
   np.testing.assert_allclose(masks[0], [[0.53, 0.14]], rtol=1e-5)
@@ -102,3 +104,116 @@ def test_single_member_merge_equals_logit_losses():
   np.testing.assert_allclose(entries.class_log_probs.numpy(),
                              tf.nn.log_softmax(class_logits).numpy(),
                              rtol=1e-5)
+
+
+def _union_reference(mask_probs, groups):
+  """NumPy 1 - prod over members (1 - p), clipped like merge.py: [S, h, w]."""
+  merged = np.stack([1.0 - np.prod(1.0 - mask_probs[list(members)], axis=0)
+                     if members else np.zeros(mask_probs.shape[1:])
+                     for members in groups])
+  return np.clip(merged, EPS, 1.0 - EPS)
+
+
+def test_smooth_union_semantic_and_panoptic():
+  mask_logits, class_logits = _proposals()
+  semantic = merge.build_entries(mask_logits, class_logits,
+                                 common.TASK_SEMANTIC, [True, False, False],
+                                 operator=merge.MERGE_SMOOTH_UNION)
+  masks, classes, valid = _probs(semantic)
+  # Members: c0 = {q0, q2}, c1 = {q1, q3}, c2 = {}.
+  np.testing.assert_allclose(
+      masks, _union_reference(MASK_PROBS, [(0, 2), (1, 3), ()]), rtol=1e-4)
+  np.testing.assert_array_equal(valid, [True, True, False])
+  np.testing.assert_allclose(classes[1], [0.1, 0.65, 0.1, 0.15], rtol=1e-5)
+
+  panoptic = merge.build_entries(mask_logits, class_logits,
+                                 common.TASK_PANOPTIC, [True, False, False],
+                                 operator=merge.MERGE_SMOOTH_UNION)
+  masks, _, valid = _probs(panoptic)
+  np.testing.assert_allclose(masks[:4], MASK_PROBS, rtol=1e-5)
+  np.testing.assert_allclose(
+      masks[4:], _union_reference(MASK_PROBS, [(1, 3), ()]), rtol=1e-4)
+  np.testing.assert_array_equal(valid, [True, False, True, False, True, False])
+
+
+def test_smooth_union_single_member_keeps_logits_and_random_groups():
+  rng = np.random.default_rng(1)
+  num_queries, num_classes = 6, 3
+  mask_logits = rng.normal(0.0, 4.0, (1, num_queries, 5, 7))
+  class_logits = rng.normal(0.0, 2.0, (1, num_queries, num_classes + 1))
+  entries = merge.build_entries(
+      tf.constant(mask_logits, tf.float32),
+      tf.constant(class_logits, tf.float32), common.TASK_SEMANTIC,
+      [False] * num_classes, operator=merge.MERGE_SMOOTH_UNION)
+  owner = class_logits[0, :, :num_classes].argmax(-1)
+  groups = [tuple(np.flatnonzero(owner == c)) for c in range(num_classes)]
+  expected = _union_reference(1.0 / (1.0 + np.exp(-mask_logits[0])), groups)
+  np.testing.assert_allclose(tf.sigmoid(entries.mask_logits).numpy()[0],
+                             expected, rtol=1e-4, atol=1e-6)
+  assert np.isfinite(entries.mask_logits.numpy()).all()
+
+
+def test_smooth_union_has_gradient_where_clipped_sum_saturates():
+  # Two members, p = 0.7 and 0.6: the clipped sum is 1 (no gradient), the
+  # union 1 - 0.3 * 0.4 = 0.88 with d/dp0 = 1 - p1 = 0.4 and d/dp1 = 0.3.
+  probs = np.array([0.7, 0.6])
+  mask_logits = tf.Variable(
+      np.log(probs / (1 - probs)).reshape(1, 2, 1, 1), dtype=tf.float32)
+  class_logits = tf.constant(np.log([[[0.8, 0.2], [0.9, 0.1]]]), tf.float32)
+  gradients = {}
+  for operator in (merge.MERGE_CLIPPED_SUM, merge.MERGE_SMOOTH_UNION):
+    with tf.GradientTape() as tape:
+      entries = merge.build_entries(mask_logits, class_logits,
+                                    common.TASK_SEMANTIC, [False],
+                                    operator=operator)
+      merged = tf.sigmoid(entries.mask_logits)[0, 0, 0, 0]
+    gradients[operator] = (merged.numpy(),
+                           tape.gradient(merged, mask_logits).numpy().ravel())
+  merged, gradient = gradients[merge.MERGE_CLIPPED_SUM]
+  np.testing.assert_allclose(merged, 1 - EPS, rtol=1e-6)
+  np.testing.assert_array_equal(gradient, [0.0, 0.0])
+  merged, gradient = gradients[merge.MERGE_SMOOTH_UNION]
+  np.testing.assert_allclose(merged, 0.88, rtol=1e-5)
+  # d merged / d logit_n = (prod of the other members' 1 - p) * p_n (1 - p_n).
+  np.testing.assert_allclose(
+      gradient, [0.4 * 0.7 * 0.3, 0.3 * 0.6 * 0.4], rtol=1e-4)
+
+
+def test_empty_group_smooth_union_gradient_is_finite():
+  mask_logits = tf.Variable(tf.zeros([1, 2, 1, 2]))
+  # Both proposals predict c0: c1 has no members.
+  class_logits = tf.constant([[[2.0, 0.0, 0.0], [2.0, 0.0, 0.0]]])
+  with tf.GradientTape() as tape:
+    entries = merge.build_entries(mask_logits, class_logits,
+                                  common.TASK_SEMANTIC, [False, False],
+                                  operator=merge.MERGE_SMOOTH_UNION)
+    total = tf.reduce_sum(entries.mask_logits)
+  assert np.isfinite(tape.gradient(total, mask_logits).numpy()).all()
+  np.testing.assert_array_equal(entries.valid.numpy(), [[True, False]])
+
+
+def test_no_merge_matches_proposals_for_every_task():
+  mask_logits, class_logits = _proposals()
+  for task_type in (common.TASK_SEMANTIC, common.TASK_PANOPTIC,
+                    common.TASK_INSTANCE):
+    entries = merge.build_entries(mask_logits, class_logits, task_type,
+                                  [True, False, False],
+                                  operator=merge.MERGE_NONE)
+    assert merge.num_entries(task_type, 4, [True, False, False],
+                             merge.MERGE_NONE) == 4
+    assert merge.num_proposal_entries(task_type, 4, merge.MERGE_NONE) == 4
+    assert entries.mask_logits.shape == (1, 4, 1, 2)
+    np.testing.assert_array_equal(entries.mask_logits.numpy(),
+                                  mask_logits.numpy())
+    np.testing.assert_allclose(tf.exp(entries.class_log_probs).numpy()[0],
+                               CLASS_PROBS, rtol=1e-5)
+    assert entries.valid.numpy().all()
+
+
+def test_unknown_operator_raises():
+  mask_logits, class_logits = _proposals()
+  with pytest.raises(ValueError, match='operator'):
+    merge.build_entries(mask_logits, class_logits, common.TASK_SEMANTIC,
+                        [True, False, False], operator='max')
+  with pytest.raises(ValueError, match='merge_operator'):
+    merge.validate_operator('soft')

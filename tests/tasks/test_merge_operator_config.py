@@ -1,0 +1,38 @@
+"""`task.merge_operator` and `task.class_cost_type` reach every dataset's criterion."""
+import pytest
+
+from official.core import exp_factory
+
+from official_dataseg import registry_imports  # pylint: disable=unused-import
+from official_dataseg.losses import class_losses
+from official_dataseg.losses import merge
+from official_dataseg.tasks import dataseg_task
+
+
+def _task(**overrides):
+  params = exp_factory.get_exp_config('dataseg_demo')
+  params.override({'task': overrides}, is_strict=True)
+  return dataseg_task.DataSegTask(params.task)
+
+
+def test_defaults_are_the_papers():
+  criteria = _task()._criteria  # pylint: disable=protected-access
+  assert criteria
+  for criterion in criteria:
+    assert criterion.merge_operator == merge.MERGE_CLIPPED_SUM
+    assert criterion.class_cost_type == class_losses.CLASS_COST_CROSS_ENTROPY
+
+
+@pytest.mark.parametrize('operator', merge.MERGE_OPERATORS)
+def test_config_values_reach_every_criterion(operator):
+  task = _task(merge_operator=operator, class_cost_type='neg_prob')
+  for criterion in task._criteria:  # pylint: disable=protected-access
+    assert criterion.merge_operator == operator
+    assert criterion.class_cost_type == class_losses.CLASS_COST_NEG_PROB
+
+
+def test_bad_values_raise_naming_the_field():
+  with pytest.raises(ValueError, match='merge_operator'):
+    _task(merge_operator='soft')
+  with pytest.raises(ValueError, match='class_cost_type'):
+    _task(class_cost_type='focal')
