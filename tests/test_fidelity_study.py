@@ -121,7 +121,7 @@ def test_every_configuration_builds_and_validates(study, tmp_path):
   non_text = {d.name: d for d in built['non_text'].task.validation_data.datasets}
   assert all(d.class_embeddings.endswith('.npz') for d in non_text.values())
   specific = built['specific_modules'].task
-  assert specific.model.dataset_specific_modules.class_head
+  assert specific.model.dataset_specific.class_head
   assert {d.name: d.modules_dataset for d in specific.validation_data.datasets}[
       'synthetic_voc'] == 'synthetic_coco'
 

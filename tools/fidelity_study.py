@@ -328,9 +328,9 @@ def experiment_config(run: RunConfig, seed: int, tfrecord_dir: str, vocabularies
   config.task.merge_operator = run.merge_operator
   config.task.num_summary_images = 0
   if run.specific_modules:
-    config.task.model.dataset_specific_modules.num_queries_per_dataset = 4
-    config.task.model.dataset_specific_modules.class_head = True
-    config.task.model.dataset_specific_modules.background = True
+    config.task.model.dataset_specific.num_queries_per_dataset = 4
+    config.task.model.dataset_specific.class_head = True
+    config.task.model.dataset_specific.background = True
   config.trainer.train_steps = train_steps
   config.trainer.validation_interval = train_steps
   config.trainer.checkpoint_interval = max(50, train_steps // 4)
