@@ -10,15 +10,25 @@ writes four small datasets whose class lists are exactly those of
   o365/images/{train,val}/patch0/, o365/annotations/zhiyuan_objv2_{train,val}.json
       (val: COCO-RLE masks, a few annotations marked "skipped")
   voc/VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,ImageSets/Segmentation}
+plus an ADE-panoptic-like validation split for the semantic -> panoptic
+weak-transfer evaluation: the SAME scenes as ADE val (same images, in ADE's
+images/validation) in COCO panoptic format with the synthetic_ade ids:
+  ade/ADEChallengeData2016/ade20k_panoptic_val.json + ade20k_panoptic_val/*.png
 so the real converters run on them. With --tfrecord_dir it also converts
-them (`convert_all`). Output depends only on the seed and the counts.
+them (`convert_all`; the panoptic split to synthetic_ade_panoptic_val-*).
+
+--num_train / --num_val take one count for every dataset (`64`) or one per
+dataset (`ade=24,coco=64,o365=128,voc=64`; `generate` takes an int or a
+dict). Each dataset's and split's images depend only on (seed, dataset,
+split), so a dataset's first K images do not change with the counts; the
+output depends only on the seed and the counts.
 """
 
 import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 from PIL import Image
@@ -127,60 +137,108 @@ def write_ade(root: str, seed: int, counts: Dict[str, int]) -> Dict[str, Any]:
           for split in _SPLITS}
 
 
+def _panoptic_categories(classes) -> List[Dict[str, Any]]:
+  return [{'id': c['id'], 'name': c['name'], 'isthing': int(c['is_thing']),
+           'supercategory': 'thing' if c['is_thing'] else 'stuff',
+           'color': [c['id'] % 256, 100, 200]} for c in classes]
+
+
+def _write_panoptic_split(entries, classes, json_path: str, png_dir: str,
+                          description: str, seed: int, crowd_fraction: float,
+                          jpeg_dir: Optional[str] = None):
+  """Writes one split in COCO panoptic format (JSON + RGB-encoded PNGs).
+
+  Args:
+    entries: iterable of (image_id, file_stem, scene).
+    classes: the vocabulary's classes (category ids = vocabulary ids).
+    json_path: the panoptic JSON to write.
+    png_dir: folder of the panoptic PNGs (`<file_stem>.png`).
+    description: the JSON's info.description.
+    seed: suite seed (crowd draws: rng [seed, 7, image_id], ints only).
+    crowd_fraction: probability that a thing segment is marked crowd
+      (0: iscrowd always 0, no draw).
+    jpeg_dir: if set, the images are also saved there (`<file_stem>.jpg`).
+  """
+  id_of = {c['display_name']: c['id'] for c in classes}
+  images, annotations = [], []
+  for image_id, file_stem, scene in entries:
+    height, width = scene.stuff_map.shape
+    panoptic_ids = np.zeros((height, width), np.int64)
+    segments = []
+    regions = [(id_of[n], scene.stuff_map == k, False)
+               for k, n in enumerate(scene.stuff_names)]
+    regions = [(cid, m & ~scene.unlabelled & ~scene.instance_masks.any(0), t)
+               for cid, m, t in regions]
+    regions += [(id_of[n], m, True)
+                for n, m in zip(scene.thing_names, scene.instance_masks)]
+    rng = (np.random.default_rng([seed, 7, image_id]) if crowd_fraction > 0
+           else None)
+    for category_id, mask, is_thing in regions:
+      if not mask.any():
+        continue
+      # R = category id, G = segment number: unique within the image.
+      segment_id = category_id + 256 * (len(segments) + 1)
+      panoptic_ids[mask] = segment_id
+      crowd = is_thing and rng is not None and rng.random() < crowd_fraction
+      segments.append({'id': segment_id, 'category_id': category_id,
+                       'iscrowd': int(crowd), 'bbox': _xywh(mask),
+                       'area': int(mask.sum())})
+    rgb = file_formats.segment_id_to_rgb(panoptic_ids)
+    if jpeg_dir is not None:
+      _save_jpeg(os.path.join(jpeg_dir, file_stem + '.jpg'), scene.image)
+    _save_png(os.path.join(png_dir, file_stem + '.png'), Image.fromarray(rgb))
+    images.append({'id': image_id, 'file_name': file_stem + '.jpg',
+                   'height': height, 'width': width})
+    annotations.append({'image_id': image_id, 'file_name': file_stem + '.png',
+                        'segments_info': segments})
+  _write_json(json_path, {'info': {'description': description},
+                          'licenses': [], 'images': images,
+                          'annotations': annotations,
+                          'categories': _panoptic_categories(classes)})
+
+
 def write_coco(root: str, seed: int, counts: Dict[str, int]) -> Dict[str, Any]:
   classes = _load_classes('coco')
-  id_of = {c['display_name']: c['id'] for c in classes}
-  categories = [{'id': c['id'], 'name': c['name'], 'isthing': int(c['is_thing']),
-                 'supercategory': 'thing' if c['is_thing'] else 'stuff',
-                 'color': [c['id'] % 256, 100, 200]} for c in classes]
   base = os.path.join(root, 'coco')
   paths = {}
   for split in _SPLITS:
-    images, annotations = [], []
-    png_dir = os.path.join(base, 'annotations', f'panoptic_{split}2017')
     offset = 1 if split == 'train' else _COCO_VAL_ID_OFFSET
-    for i, scene in _scenes(seed, 'coco', split, counts[split], classes):
-      image_id = offset + i
-      file_stem = f'{image_id:012d}'
-      height, width = scene.stuff_map.shape
-      panoptic_ids = np.zeros((height, width), np.int64)
-      segments = []
-      regions = [(id_of[n], scene.stuff_map == k, False)
-                 for k, n in enumerate(scene.stuff_names)]
-      regions = [(cid, m & ~scene.unlabelled & ~scene.instance_masks.any(0), t)
-                 for cid, m, t in regions]
-      regions += [(id_of[n], m, True)
-                  for n, m in zip(scene.thing_names, scene.instance_masks)]
-      rng = np.random.default_rng([seed, 7, image_id])
-      for category_id, mask, is_thing in regions:
-        if not mask.any():
-          continue
-        # R = category id, G = segment number: unique within the image.
-        segment_id = category_id + 256 * (len(segments) + 1)
-        panoptic_ids[mask] = segment_id
-        segments.append({
-            'id': segment_id, 'category_id': category_id,
-            'iscrowd': int(is_thing and rng.random() < _CROWD_FRACTION),
-            'bbox': _xywh(mask), 'area': int(mask.sum())})
-      rgb = file_formats.segment_id_to_rgb(panoptic_ids)
-      _save_jpeg(os.path.join(base, f'{split}2017', file_stem + '.jpg'),
-                 scene.image)
-      _save_png(os.path.join(png_dir, file_stem + '.png'),
-                Image.fromarray(rgb))
-      images.append({'id': image_id, 'file_name': file_stem + '.jpg',
-                     'height': height, 'width': width})
-      annotations.append({'image_id': image_id,
-                          'file_name': file_stem + '.png',
-                          'segments_info': segments})
+    entries = ((offset + i, f'{offset + i:012d}', scene) for i, scene in
+               _scenes(seed, 'coco', split, counts[split], classes))
     json_path = os.path.join(base, 'annotations',
                              f'panoptic_{split}2017.json')
-    _write_json(json_path, {'info': {'description': 'synthetic COCO panoptic'},
-                            'licenses': [], 'images': images,
-                            'annotations': annotations,
-                            'categories': categories})
+    _write_panoptic_split(
+        entries, classes, json_path,
+        png_dir=os.path.join(base, 'annotations', f'panoptic_{split}2017'),
+        description='synthetic COCO panoptic', seed=seed,
+        crowd_fraction=_CROWD_FRACTION,
+        jpeg_dir=os.path.join(base, f'{split}2017'))
     paths[split] = {'images_dir': os.path.join(base, f'{split}2017'),
                     'annotations': json_path}
   return paths
+
+
+def write_ade_panoptic(root: str, seed: int,
+                       counts: Dict[str, int]) -> Dict[str, Any]:
+  """The ADE val scenes in COCO panoptic format (Mask2Former's layout).
+
+  Regenerates the scenes of `write_ade`'s val split (the same random stream,
+  so the same images, which stay in ADE's validation folder) and writes
+  `ade20k_panoptic_val.json` + `ade20k_panoptic_val/*.png` with the
+  synthetic_ade ids; never crowd, unlabelled pixels void (0).
+  """
+  classes = _load_classes('ade')
+  base = os.path.join(root, 'ade', 'ADEChallengeData2016')
+  entries = ((f'ADE_val_{i + 1:08d}', f'ADE_val_{i + 1:08d}', scene)
+             for i, scene in _scenes(seed, 'ade', 'val', counts['val'],
+                                     classes))
+  json_path = os.path.join(base, 'ade20k_panoptic_val.json')
+  png_dir = os.path.join(base, 'ade20k_panoptic_val')
+  _write_panoptic_split(entries, classes, json_path, png_dir,
+                        description='synthetic ADE20K panoptic', seed=seed,
+                        crowd_fraction=0.0)
+  return {'val': {'images_dir': os.path.join(base, 'images', 'validation'),
+                  'annotations': json_path, 'panoptic_masks_dir': png_dir}}
 
 
 def write_o365(root: str, seed: int, counts: Dict[str, int]) -> Dict[str, Any]:
@@ -273,23 +331,64 @@ def write_voc(root: str, seed: int, counts: Dict[str, int]) -> Dict[str, Any]:
           for split in _SPLITS}
 
 
-def generate(output_dir: str, seed: int = 0, num_train: int = 64,
-             num_val: int = 16) -> Dict[str, Dict[str, Dict[str, str]]]:
-  """Writes the four raw datasets under `output_dir`.
+Counts = Union[int, Mapping[str, int]]
+
+
+def split_counts(num_train: Counts, num_val: Counts
+                 ) -> Dict[str, Dict[str, int]]:
+  """{dataset: {'train': n, 'val': n}} from ints or {dataset: count} dicts.
+
+  Raises:
+    ValueError: a dict whose keys are not exactly DATASETS (unknown and
+      missing keys named), or a count that is not an int >= 0.
+  """
+  per_split = {}
+  for split, value in (('train', num_train), ('val', num_val)):
+    if isinstance(value, Mapping):
+      unknown = sorted(set(value) - set(DATASETS))
+      missing = [d for d in DATASETS if d not in value]
+      if unknown or missing:
+        raise ValueError(
+            f'num_{split}: a dict needs exactly the keys {list(DATASETS)}; '
+            f'unknown keys {unknown}, missing keys {missing}')
+      per_split[split] = {d: value[d] for d in DATASETS}
+    else:
+      per_split[split] = {d: value for d in DATASETS}
+    for dataset, count in per_split[split].items():
+      if (isinstance(count, bool) or not isinstance(count, (int, np.integer))
+          or count < 0):
+        raise ValueError(f'num_{split}[{dataset!r}] must be an int >= 0, got '
+                         f'{count!r}')
+  return {d: {split: int(per_split[split][d]) for split in _SPLITS}
+          for d in DATASETS}
+
+
+def generate(output_dir: str, seed: int = 0, num_train: Counts = 64,
+             num_val: Counts = 16) -> Dict[str, Dict[str, Dict[str, str]]]:
+  """Writes the four raw datasets (and ADE's panoptic val) under `output_dir`.
+
+  Args:
+    output_dir: root folder of the raw datasets.
+    seed: random seed; each dataset's and split's images depend only on
+      (seed, dataset, split), so a dataset's first K images are the same
+      whatever the counts.
+    num_train, num_val: images per dataset: an int (every dataset) or a dict
+      {dataset: count} with exactly the keys of DATASETS.
 
   Returns:
     {dataset: {split: converter keyword arguments}} for dataset in
-    ('ade', 'coco', 'o365', 'voc') and split in ('train', 'val'): the
-    images_dir / annotations (and VOC split / vocabulary) to pass to the
+    ('ade', 'coco', 'o365', 'voc') and split in ('train', 'val'), plus
+    'ade_panoptic' with only 'val' (ADE val's images in COCO panoptic format,
+    for `ade20k_panoptic.convert`): the images_dir / annotations (and VOC
+    split / vocabulary, ADE panoptic panoptic_masks_dir) to pass to the
     dataset's `convert`.
   """
-  if num_train < 0 or num_val < 0:
-    raise ValueError(f'counts must be >= 0, got {num_train}, {num_val}')
-  counts = {'train': num_train, 'val': num_val}
-  return {'ade': write_ade(output_dir, seed, counts),
-          'coco': write_coco(output_dir, seed, counts),
-          'o365': write_o365(output_dir, seed, counts),
-          'voc': write_voc(output_dir, seed, counts)}
+  counts = split_counts(num_train, num_val)
+  return {'ade': write_ade(output_dir, seed, counts['ade']),
+          'coco': write_coco(output_dir, seed, counts['coco']),
+          'o365': write_o365(output_dir, seed, counts['o365']),
+          'voc': write_voc(output_dir, seed, counts['voc']),
+          'ade_panoptic': write_ade_panoptic(output_dir, seed, counts['ade'])}
 
 
 def convert_all(raw_paths: Dict[str, Dict[str, Dict[str, str]]],
@@ -298,14 +397,18 @@ def convert_all(raw_paths: Dict[str, Dict[str, Dict[str, str]]],
   """Runs the real converters on `generate`'s output.
 
   Training sets: ADE semantic, COCO panoptic, O365 boxes only; validation
-  sets as the evaluators need them (O365 val with masks and is_ignored).
+  sets as the evaluators need them (O365 val with masks and is_ignored; ADE
+  val also as panoptic, `synthetic_ade_panoptic_val`).
 
   Returns:
     {dataset: {split: output_prefix}}; shards are
     `<prefix>-0000i-of-<num_shards>.tfrecord`.
   """
   # Imported here: the generator itself does not need TensorFlow.
-  from tfrecords_tools import ade20k, coco_panoptic, objects365, voc  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools import ade20k, ade20k_panoptic, coco_panoptic
+  from tfrecords_tools import objects365, voc
+  # pylint: enable=g-import-not-at-top
   prefixes = {}
   for dataset, splits in raw_paths.items():
     prefixes[dataset] = {}
@@ -317,6 +420,8 @@ def convert_all(raw_paths: Dict[str, Dict[str, Dict[str, str]]],
                            show_progress=show_progress, **kwargs)
       if dataset == 'ade':
         ade20k.convert(**common_kwargs)
+      elif dataset == 'ade_panoptic':
+        ade20k_panoptic.convert(**common_kwargs)
       elif dataset == 'coco':
         coco_panoptic.convert(**common_kwargs)
       elif dataset == 'o365':
@@ -327,6 +432,31 @@ def convert_all(raw_paths: Dict[str, Dict[str, Dict[str, str]]],
   return prefixes
 
 
+def _counts_arg(text: str) -> Counts:
+  """argparse type: `64` or `ade=24,coco=64,o365=128,voc=64`."""
+  def count(value: str) -> int:
+    if not value.strip().isdigit():
+      raise argparse.ArgumentTypeError(
+          f'{text!r}: expected an int >= 0 or ade=N,coco=N,o365=N,voc=N; '
+          f'{value!r} is not a count')
+    return int(value)
+  if '=' not in text:
+    return count(text)
+  counts = {}
+  for item in text.split(','):
+    key, sep, value = item.partition('=')
+    key = key.strip()
+    if not sep or key not in DATASETS or key in counts:
+      raise argparse.ArgumentTypeError(
+          f'{text!r}: expected ade=N,coco=N,o365=N,voc=N (each dataset of '
+          f'{list(DATASETS)} once); bad item {item!r}')
+    counts[key] = count(value)
+  missing = [d for d in DATASETS if d not in counts]
+  if missing:
+    raise argparse.ArgumentTypeError(f'{text!r}: missing datasets {missing}')
+  return counts
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   parser = argparse.ArgumentParser(
       description=__doc__,
@@ -334,10 +464,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--output_dir', required=True,
                       help='Folder for the raw datasets.')
   parser.add_argument('--seed', type=int, default=0, help='Random seed.')
-  parser.add_argument('--num_train', type=int, default=64,
-                      help='Training images per dataset.')
-  parser.add_argument('--num_val', type=int, default=16,
-                      help='Validation images per dataset.')
+  parser.add_argument('--num_train', type=_counts_arg, default=64,
+                      help='Training images per dataset: N, or '
+                      'ade=N,coco=N,o365=N,voc=N.')
+  parser.add_argument('--num_val', type=_counts_arg, default=16,
+                      help='Validation images per dataset: N, or '
+                      'ade=N,coco=N,o365=N,voc=N.')
   parser.add_argument('--tfrecord_dir', default=None,
                       help='If set, also convert every dataset and split to '
                       'TFRecords here (synthetic_<dataset>_<split>-*).')
