@@ -117,6 +117,8 @@ def test_every_configuration_builds_and_validates(study, tmp_path):
   assert evals['synthetic_ade_panoptic'].input_path.startswith(
       'records/synthetic_ade_panoptic_val-')
   assert evals['synthetic_voc_synonyms'].vocabulary.endswith('synthetic_voc_synonyms.json')
+  # The same VOC-like images, converted a second time with the synonym vocabulary.
+  assert evals['synthetic_voc_synonyms'].input_path == 'records/synthetic_voc_synonyms_val-*-of-*'
   assert evals['synthetic_voc_shuffled'].class_embeddings.endswith('synthetic_voc.shuffled.npz')
   non_text = {d.name: d for d in built['non_text'].task.validation_data.datasets}
   assert all(d.class_embeddings.endswith('.npz') for d in non_text.values())

@@ -184,9 +184,30 @@ def _write_json_atomic(path: str, content) -> None:
   os.replace(temporary, path)
 
 
-def prepare_suite(output_dir: str, suite_seed: int) -> str:
-  """Generates and converts the study's suite once; returns its TFRecord folder."""
+def write_synonym_vocabulary(output_dir: str) -> str:
+  """The VOC-like vocabulary under `VOC_SYNONYMS` names; returns its JSON path."""
+  from official_dataseg.text import vocabulary as vocabulary_lib  # pylint: disable=g-import-not-at-top
+  path = os.path.join(output_dir, 'vocabularies', 'synthetic_voc_synonyms.json')
+  if not os.path.exists(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(vocabulary_lib.vocabulary_path('synthetic_voc')) as f:
+      content = json.load(f)
+    content['name'] = 'synthetic_voc_synonyms'
+    content['source'] += '; class names replaced by synonyms (tools/fidelity_study.py)'
+    for entry in content['classes']:
+      entry['name'] = entry['display_name'] = VOC_SYNONYMS[entry['display_name']]
+    _write_json_atomic(path, content)
+  return path
+
+
+def prepare_suite(output_dir: str, suite_seed: int, synonyms_vocabulary: str) -> str:
+  """Generates and converts the study's suite once; returns its TFRecord folder.
+
+  Besides the built-in suite's record sets, the VOC-like val set is converted a second time
+  with `synonyms_vocabulary` (the same images and labels under other class names).
+  """
   from tfrecords_tools import synthetic_suite  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools import voc  # pylint: disable=g-import-not-at-top
   suite_dir = os.path.join(output_dir, 'suite')
   done = os.path.join(suite_dir, 'suite.json')
   spec = {'suite_seed': suite_seed, 'num_train': SUITE_TRAIN_COUNTS, 'num_val': SUITE_VAL_COUNT}
@@ -204,6 +225,9 @@ def prepare_suite(output_dir: str, suite_seed: int) -> str:
                                  num_train=dict(SUITE_TRAIN_COUNTS),
                                  num_val={k: SUITE_VAL_COUNT for k in SUITE_TRAIN_COUNTS})
   synthetic_suite.convert_all(raw, tfrecord_dir)
+  voc.convert(**dict(raw['voc']['val'], vocabulary=synonyms_vocabulary),
+              output_prefix=os.path.join(tfrecord_dir, 'synthetic_voc_synonyms_val'),
+              num_shards=1, num_workers=0, strict=True, overwrite=True)
   _write_json_atomic(done, {'spec': spec})
   return tfrecord_dir
 
@@ -235,16 +259,9 @@ def prepare_vocabularies(output_dir: str) -> Dict[str, Dict[str, str]]:
   from official_dataseg.text import vocabulary as vocabulary_lib  # pylint: disable=g-import-not-at-top
   vocab_dir = os.path.join(output_dir, 'vocabularies')
   os.makedirs(vocab_dir, exist_ok=True)
-  synonyms_json = os.path.join(vocab_dir, 'synthetic_voc_synonyms.json')
+  synonyms_json = write_synonym_vocabulary(output_dir)
   synonyms_npz = os.path.join(vocab_dir, 'synthetic_voc_synonyms.minilm.npz')
   if not os.path.exists(synonyms_npz):
-    with open(vocabulary_lib.vocabulary_path('synthetic_voc')) as f:
-      content = json.load(f)
-    content['name'] = 'synthetic_voc_synonyms'
-    content['source'] += '; class names replaced by synonyms (tools/fidelity_study.py)'
-    for entry in content['classes']:
-      entry['name'] = entry['display_name'] = VOC_SYNONYMS[entry['display_name']]
-    _write_json_atomic(synonyms_json, content)
     vocabulary = vocabulary_lib.load_vocabulary(synonyms_json)
     encoder = embed.build_encoder('minilm')
     vectors = embed.compute_class_embeddings(vocabulary, encoder)
@@ -308,7 +325,9 @@ def experiment_config(run: RunConfig, seed: int, tfrecord_dir: str, vocabularies
       name='synthetic_ade_panoptic', task_type='panoptic', panoptic_confidence_threshold=0.5,
       input_path=f'{tfrecord_dir}/synthetic_ade_panoptic_val-*-of-*')
   evals['synthetic_voc_shuffled'] = voc.replace(name='synthetic_voc_shuffled')
-  evals['synthetic_voc_synonyms'] = voc.replace(name='synthetic_voc_synonyms')
+  evals['synthetic_voc_synonyms'] = voc.replace(
+      name='synthetic_voc_synonyms',
+      input_path=f'{tfrecord_dir}/synthetic_voc_synonyms_val-*-of-*')
   vocabulary_key = {'synthetic_o365_boxfill': 'synthetic_o365',
                     'synthetic_ade_panoptic': 'synthetic_ade'}
   modules = {'synthetic_o365_boxfill': 'synthetic_o365', 'synthetic_ade_panoptic': 'synthetic_ade',
@@ -578,7 +597,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       a for a in sys.argv[1:] if not a.startswith('--output_dir')) if argv is None else
       'fidelity_study.main')
   started = time.time()
-  tfrecord_dir = prepare_suite(args.output_dir, args.suite_seed)
+  tfrecord_dir = prepare_suite(args.output_dir, args.suite_seed,
+                               write_synonym_vocabulary(args.output_dir))
   vocabularies = prepare_vocabularies(args.output_dir)
   _log(f'{len(configs)} configurations x {len(seeds)} seeds, {args.parallel} at a time')
   results = run_all(args.output_dir, seeds, configs, tfrecord_dir, vocabularies,
