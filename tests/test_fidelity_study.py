@@ -4,22 +4,17 @@ The study itself trains 27 small models per suite seed (about 40 minutes); its n
 docs/results.md. Here every rule that turns numbers into verdicts is checked on hand-made numbers,
 and every configuration is built and validated against the real config classes.
 """
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import tool_modules
 
 
 @pytest.fixture(scope='module')
 def study():
-  spec = importlib.util.spec_from_file_location(
-      'fidelity_study', os.path.join(REPO, 'tools', 'fidelity_study.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return tool_modules.load_tool('fidelity_study')
 
 
 def _results(study, value_of, seeds=(0, 1, 2)):

@@ -7,7 +7,6 @@ the registered ones; an ablation's file must also turn its base experiment into 
 """
 import copy
 import glob
-import importlib.util
 import os
 
 import pytest
@@ -18,6 +17,7 @@ from official.modeling import hyperparams
 from official_dataseg import registry_imports  # pylint: disable=unused-import
 from official_dataseg.configs import data as data_config
 from official_dataseg.utils import experiment as experiment_lib
+from tests import tool_modules
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENTS_DIR = os.path.join(REPO, 'experiments')
@@ -75,11 +75,7 @@ def _load(experiment, file_name) -> dict:
 
 
 def _load_tool():
-  spec = importlib.util.spec_from_file_location(
-      'write_experiment_yamls', os.path.join(REPO, 'tools', 'write_experiment_yamls.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return tool_modules.load_tool('write_experiment_yamls')
 
 
 def test_one_file_per_registered_experiment():
