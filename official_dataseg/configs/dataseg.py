@@ -60,6 +60,9 @@ class DataSegTask(cfg.TaskConfig):
       (1 - prod over members (1 - p), computed in log space; keeps a gradient where members
       overlap), or 'none' (no MERGE: every dataset matches the N proposals directly, like
       Mask2Former's semantic / panoptic training). Instance datasets never merge.
+    semantic_matching: how a semantic dataset's merged entries (one per class) are paired with
+      its ground-truth masks (one per class): 'hungarian' (by the matching cost, like proposals)
+      or 'by_class' (entry c with the ground truth of class c). See docs/results.md.
     class_cost_type: the class term of the matching cost: 'cross_entropy' (-log p, the loss
       itself) or 'neg_prob' (-p, Mask2Former's).
     init_seed: seeds the random initialisation of the model (and every other unseeded Python,
@@ -80,6 +83,7 @@ class DataSegTask(cfg.TaskConfig):
   checkpoint_train_iterator: bool = True
   num_summary_images: int = 2
   merge_operator: str = 'clipped_sum'
+  semantic_matching: str = 'hungarian'
   class_cost_type: str = 'cross_entropy'
   init_seed: Optional[int] = None
 

@@ -43,6 +43,10 @@ NUM_MATCHED = 'num_matched'
 
 
 MASK_LOSSES = (LOSS_FOCAL, LOSS_DICE, LOSS_PROJECTION)
+# How a semantic dataset's merged entries are paired with its GT masks.
+SEMANTIC_MATCHING_HUNGARIAN = 'hungarian'
+SEMANTIC_MATCHING_BY_CLASS = 'by_class'
+SEMANTIC_MATCHINGS = (SEMANTIC_MATCHING_HUNGARIAN, SEMANTIC_MATCHING_BY_CLASS)
 LOSS_TERMS = (LOSS_CE,) + MASK_LOSSES
 # Keys of `DataSegLoss.local_sums`, besides the MASK_LOSSES numerators.
 CE_SUMS = 'ce_sums'
@@ -99,6 +103,7 @@ class DataSegLoss(tf.Module):
                merge_operator: str = merge.MERGE_CLIPPED_SUM,
                class_cost_type: str = class_losses.CLASS_COST_CROSS_ENTROPY,
                probability_clip: float = merge.DEFAULT_PROBABILITY_CLIP,
+               semantic_matching: str = SEMANTIC_MATCHING_HUNGARIAN,
                gather_matched_pairs: bool = False,
                name: Optional[str] = None):
     """Initialises the criterion.
@@ -119,6 +124,11 @@ class DataSegLoss(tf.Module):
       class_cost_type: class_losses.CLASS_COST_TYPES: '-log p' (default) or
         Mask2Former's '-p' as the class matching cost.
       probability_clip: eps before the logs of merged probabilities.
+      semantic_matching: SEMANTIC_MATCHINGS: how a semantic dataset's merged
+        entries (one per class) are paired with its GT masks (one per class):
+        'hungarian' (the matching cost decides, as for proposals) or
+        'by_class' (entry c with the GT of class c). No effect with
+        merge_operator 'none' or on other tasks.
       gather_matched_pairs: compute the mask losses only on the supervised
         (layer, image, GT) pairs, gathered into a dynamic [K, h, w] batch.
         Same values as the static [L, B, M, h, w] form (which scores every GT
@@ -150,7 +160,11 @@ class DataSegLoss(tf.Module):
                          else focal_alpha)
     self._focal_gamma = (weights.focal_gamma if focal_gamma is None
                          else focal_gamma)
+    if semantic_matching not in SEMANTIC_MATCHINGS:
+      raise ValueError(f'semantic_matching must be one of {SEMANTIC_MATCHINGS}, '
+                       f'got {semantic_matching!r}.')
     self._merge_operator = merge_operator
+    self._semantic_matching = semantic_matching
     self._class_cost_type = class_cost_type
     self._probability_clip = probability_clip
     self._gather_matched_pairs = gather_matched_pairs
@@ -214,6 +228,10 @@ class DataSegLoss(tf.Module):
                         pixel_valid) -> matcher.MatchResult:
     last_layer = merge.PredictionEntries(
         *[tf.stop_gradient(t[-1]) for t in entries])
+    if (self._semantic_matching == SEMANTIC_MATCHING_BY_CLASS
+        and self._task_type == common.TASK_SEMANTIC
+        and self._merge_operator != merge.MERGE_NONE):
+      return matcher.match_by_class(last_layer.valid, gt_classes, gt_valid)
     return matcher.hungarian_match(
         self.matching_cost(last_layer, gt_masks, gt_classes, pixel_valid),
         last_layer.valid, gt_valid)

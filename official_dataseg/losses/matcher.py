@@ -98,3 +98,33 @@ def hungarian_match(cost: tf.Tensor, entry_valid: tf.Tensor,
                 & tf.gather(entry_valid, gt_to_entry, batch_dims=1))
   return MatchResult(entry_to_gt=entry_to_gt, entry_matched=entry_matched,
                      gt_to_entry=gt_to_entry, gt_matched=gt_matched)
+
+
+def match_by_class(entry_valid: tf.Tensor, gt_classes: tf.Tensor,
+                   gt_valid: tf.Tensor) -> MatchResult:
+  """Pairs entry c with the GT of class c (semantic MERGE: entry c IS class c).
+
+  Args:
+    entry_valid: bool [B, C], one entry per class of the vocabulary.
+    gt_classes: int32 [B, M] class index of each GT slot.
+    gt_valid: bool [B, M], False for padded GT.
+
+  Returns:
+    MatchResult; a GT whose class entry is invalid stays unmatched, and of two
+    GT slots of one class only the first is matched.
+  """
+  num_entries = entry_valid.shape[1]
+  same_class = (tf.equal(gt_classes[:, tf.newaxis, :],
+                         tf.range(num_entries)[tf.newaxis, :, tf.newaxis])
+                & gt_valid[:, tf.newaxis, :])                     # [B, C, M]
+  entry_to_gt = tf.argmax(tf.cast(same_class, tf.int32), axis=2,
+                          output_type=tf.int32)
+  entry_matched = entry_valid & tf.reduce_any(same_class, axis=2)
+  gt_to_entry = tf.clip_by_value(gt_classes, 0, num_entries - 1)
+  first_of_class = tf.equal(
+      tf.gather(entry_to_gt, gt_to_entry, batch_dims=1),
+      tf.range(gt_classes.shape[1])[tf.newaxis])
+  gt_matched = (gt_valid & first_of_class
+                & tf.gather(entry_valid, gt_to_entry, batch_dims=1))
+  return MatchResult(entry_to_gt=entry_to_gt, entry_matched=entry_matched,
+                     gt_to_entry=gt_to_entry, gt_matched=gt_matched)

@@ -10,7 +10,12 @@ docs/losses.md):
   probabilities); 'weighted_clipped_sum': min(1, sum of member mask
   probability x member probability of that class); 'smooth_union':
   1 - prod over members (1 - p_n), a soft OR that, unlike the clip, keeps a
-  gradient where the members overlap;
+  gradient where the members overlap; 'soft_assignment': no argmax grouping:
+  every proposal belongs to every group with its probability of the group's
+  class, merged mask min(1, sum_n p_n(c) x mask_n) (the semantic inference's
+  score, clipped), class distribution the p_n(c)-weighted mean, and every
+  group is an entry, so a class that no proposal predicts is still matched
+  and supervised (with argmax grouping its ground truth goes unmatched);
 - merged class distribution: the mean of the members' softmax distributions
   over C classes + background;
 - an entry is valid when its class has at least one member.
@@ -40,9 +45,10 @@ DEFAULT_PROBABILITY_CLIP = 1e-6
 MERGE_CLIPPED_SUM = 'clipped_sum'
 MERGE_WEIGHTED_CLIPPED_SUM = 'weighted_clipped_sum'
 MERGE_SMOOTH_UNION = 'smooth_union'
+MERGE_SOFT_ASSIGNMENT = 'soft_assignment'
 MERGE_NONE = 'none'
 MERGE_OPERATORS = (MERGE_CLIPPED_SUM, MERGE_WEIGHTED_CLIPPED_SUM,
-                   MERGE_SMOOTH_UNION, MERGE_NONE)
+                   MERGE_SMOOTH_UNION, MERGE_SOFT_ASSIGNMENT, MERGE_NONE)
 
 
 class PredictionEntries(NamedTuple):
@@ -133,7 +139,8 @@ def merge_by_class(mask_logits: tf.Tensor, class_probs: tf.Tensor,
   Args:
     mask_logits: float32 [B, N, h, w] proposal mask logits.
     class_probs: float32 [B, N, C + 1] proposal class distributions.
-    membership: float32 [B, N, S], 1 where proposal n belongs to group s.
+    membership: float32 [B, N, S], 1 where proposal n belongs to group s
+      (its probability of group s's class for 'soft_assignment').
     member_class_probs: float32 [B, N, S], each proposal's probability of
       group s's class (used by 'weighted_clipped_sum' only).
     operator: one of MERGE_OPERATORS except MERGE_NONE.
@@ -149,7 +156,8 @@ def merge_by_class(mask_logits: tf.Tensor, class_probs: tf.Tensor,
   if operator == MERGE_SMOOTH_UNION:
     merged_mask_logits = _smooth_union_logits(mask_logits, membership,
                                               probability_clip)
-  elif operator in (MERGE_CLIPPED_SUM, MERGE_WEIGHTED_CLIPPED_SUM):
+  elif operator in (MERGE_CLIPPED_SUM, MERGE_WEIGHTED_CLIPPED_SUM,
+                    MERGE_SOFT_ASSIGNMENT):
     mask_weights = (membership * member_class_probs
                     if operator == MERGE_WEIGHTED_CLIPPED_SUM else membership)
     merged_mask_probs = tf.minimum(
@@ -211,16 +219,27 @@ def build_entries(mask_logits: tf.Tensor, class_logits: tf.Tensor,
     group_ids = tuple(range(num_classes))
   else:
     group_ids = stuff_class_ids(is_thing)
-  membership = tf.gather(class_one_hot, group_ids, axis=-1)
   member_class_probs = tf.gather(class_probs, group_ids, axis=-1)
+  if operator == MERGE_SOFT_ASSIGNMENT:
+    membership = member_class_probs
+  else:
+    membership = tf.gather(class_one_hot, group_ids, axis=-1)
   merged_mask_logits, merged_class_probs, num_members = merge_by_class(
       mask_logits, class_probs, membership, member_class_probs,
       operator=operator, probability_clip=probability_clip)
+  if operator == MERGE_SOFT_ASSIGNMENT:
+    # A weighted mean: the weights p_n(c) may sum to less than 1.
+    merged_class_probs = (
+        tf.einsum('bns,bnk->bsk', membership, class_probs)
+        / tf.maximum(num_members, probability_clip)[..., tf.newaxis])
+    valid = tf.ones_like(num_members, tf.bool)
+  else:
+    valid = num_members > 0.0
   merged = PredictionEntries(
       mask_logits=merged_mask_logits,
       class_log_probs=tf.math.log(
           tf.maximum(merged_class_probs, probability_clip)),
-      valid=num_members > 0.0)
+      valid=valid)
   if task_type == common.TASK_SEMANTIC:
     return merged
 

@@ -78,6 +78,9 @@ class DataSegTask(base_task.Task):
     if params.class_cost_type not in class_losses.CLASS_COST_TYPES:
       raise ValueError(f'task.class_cost_type must be one of {class_losses.CLASS_COST_TYPES}, '
                        f'got {params.class_cost_type!r}.')
+    if params.semantic_matching not in criterion_lib.SEMANTIC_MATCHINGS:
+      raise ValueError(f'task.semantic_matching must be one of '
+                       f'{criterion_lib.SEMANTIC_MATCHINGS}, got {params.semantic_matching!r}.')
     self._criteria = [
         criterion_lib.DataSegLoss(
             task_type=dataset.task_type,
@@ -85,6 +88,7 @@ class DataSegTask(base_task.Task):
             is_thing=vocabulary.is_thing,
             weights=dataset.loss,
             merge_operator=params.merge_operator,
+            semantic_matching=params.semantic_matching,
             class_cost_type=params.class_cost_type,
             gather_matched_pairs=self._losses_may_use_dynamic_shapes())
         for dataset, vocabulary in zip(params.train_data.datasets,

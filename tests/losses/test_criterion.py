@@ -355,3 +355,42 @@ def test_jit_compiles_at_full_resolution():
                              rtol=1e-4)
   assert out['num_matched'].numpy() == 12.0
   assert all(np.isfinite(g.numpy()).all() for g in grads)
+
+
+def test_by_class_semantic_matching_pairs_each_merged_entry_with_its_own_class():
+  mask_logits, class_logits, labels = _inputs(6, queries=9)
+  mask_logits, class_logits = tf.constant(mask_logits), tf.constant(class_logits)
+  tf_labels = {k: tf.constant(v) for k, v in labels.items()}
+  hungarian = criterion.DataSegLoss(common.TASK_SEMANTIC, NUM_CLASSES, IS_THING, ALL_TERMS)
+  by_class = criterion.DataSegLoss(common.TASK_SEMANTIC, NUM_CLASSES, IS_THING, ALL_TERMS,
+                                   semantic_matching=criterion.SEMANTIC_MATCHING_BY_CLASS)
+  match = by_class.match(mask_logits, class_logits, tf_labels)
+  entries = hungarian.build_entries(mask_logits, class_logits)
+  entry_valid = entries.valid.numpy()[-1]
+  for b in range(labels[common.GT_VALID].shape[0]):
+    seen = set()
+    for m in np.flatnonzero(labels[common.GT_VALID][b]):
+      gt_class = labels[common.GT_CLASSES][b, m]
+      # Entry c is class c: a GT is matched exactly when its class has a valid entry (the
+      # first GT slot of a class; the random labels may repeat a class).
+      expected = bool(entry_valid[b, gt_class]) and gt_class not in seen
+      seen.add(gt_class)
+      assert match.gt_matched.numpy()[b, m] == expected
+      if expected:
+        assert match.gt_to_entry.numpy()[b, m] == gt_class
+        assert match.entry_to_gt.numpy()[b, gt_class] == m
+  assert match.gt_matched.numpy().sum() >= 2  # The case is not vacuous.
+  # The instance task and 'none' keep the Hungarian matching.
+  for task, operator in ((common.TASK_INSTANCE, merge.MERGE_CLIPPED_SUM),
+                         (common.TASK_SEMANTIC, merge.MERGE_NONE)):
+    kwargs = dict(merge_operator=operator)
+    got = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, ALL_TERMS,
+                                semantic_matching=criterion.SEMANTIC_MATCHING_BY_CLASS,
+                                **kwargs).match(mask_logits, class_logits, tf_labels)
+    expected = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, ALL_TERMS,
+                                     **kwargs).match(mask_logits, class_logits, tf_labels)
+    for a, b in zip(got, expected):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
+  with pytest.raises(ValueError, match='semantic_matching'):
+    criterion.DataSegLoss(common.TASK_SEMANTIC, NUM_CLASSES, IS_THING, ALL_TERMS,
+                          semantic_matching='nearest')

@@ -77,3 +77,28 @@ def test_no_valid_gt_matches_nothing():
       tf.constant(cost), tf.ones((2, 4), tf.bool), tf.zeros((2, 3), tf.bool))
   assert not result.entry_matched.numpy().any()
   assert not result.gt_matched.numpy().any()
+
+
+def test_match_by_class_pairs_entry_c_with_the_gt_of_class_c():
+  # Image 0: GT slots of classes 2, 0, (padding); entry 1 invalid, no GT of class 1 anyway.
+  # Image 1: GT of class 1 whose entry is invalid -> unmatched; GT of class 3 matched.
+  entry_valid = tf.constant([[True, False, True, True], [True, False, True, True]])
+  gt_classes = tf.constant([[2, 0, 0], [1, 3, 0]], tf.int32)
+  gt_valid = tf.constant([[True, True, False], [True, True, False]])
+  result = matcher.match_by_class(entry_valid, gt_classes, gt_valid)
+  np.testing.assert_array_equal(result.entry_matched.numpy(),
+                                [[True, False, True, False], [False, False, False, True]])
+  np.testing.assert_array_equal(result.entry_to_gt.numpy()[0, [0, 2]], [1, 0])
+  np.testing.assert_array_equal(result.entry_to_gt.numpy()[1, 3], 1)
+  np.testing.assert_array_equal(result.gt_matched.numpy(),
+                                [[True, True, False], [False, True, False]])
+  np.testing.assert_array_equal(result.gt_to_entry.numpy()[0, :2], [2, 0])
+  np.testing.assert_array_equal(result.gt_to_entry.numpy()[1, 1], 3)
+
+
+def test_match_by_class_matches_only_the_first_of_two_slots_of_one_class():
+  result = matcher.match_by_class(tf.constant([[True, True]]),
+                                  tf.constant([[1, 1]], tf.int32), tf.constant([[True, True]]))
+  np.testing.assert_array_equal(result.gt_matched.numpy(), [[True, False]])
+  np.testing.assert_array_equal(result.entry_matched.numpy(), [[False, True]])
+  assert int(result.entry_to_gt[0, 1]) == 0

@@ -217,3 +217,45 @@ def test_unknown_operator_raises():
                         [True, False, False], operator='max')
   with pytest.raises(ValueError, match='merge_operator'):
     merge.validate_operator('soft')
+
+
+def test_soft_assignment_weights_every_proposal_by_its_class_probability():
+  # NumPy reference: mask_c = min(1, sum_n p_n(c) m_n); class distribution of entry c =
+  # sum_n p_n(c) p_n(.) / sum_n p_n(c); every class is an entry, members or not.
+  rng = np.random.default_rng(3)
+  num_queries, num_classes = 5, 3
+  mask_logits = rng.normal(0.0, 2.0, (2, num_queries, 4, 6))
+  class_logits = rng.normal(0.0, 2.0, (2, num_queries, num_classes + 1))
+  class_logits[:, :, 2] -= 20.0  # No proposal predicts class 2: still a (valid) entry.
+  entries = merge.build_entries(
+      tf.constant(mask_logits, tf.float32), tf.constant(class_logits, tf.float32),
+      common.TASK_SEMANTIC, [False] * num_classes, operator=merge.MERGE_SOFT_ASSIGNMENT)
+  probs = np.exp(class_logits) / np.exp(class_logits).sum(-1, keepdims=True)
+  masks = 1.0 / (1.0 + np.exp(-mask_logits))
+  expected_masks = np.clip(np.einsum('bnc,bnhw->bchw', probs[..., :num_classes], masks),
+                           EPS, 1.0 - EPS)
+  weights = probs[..., :num_classes]
+  # The weights' sum is floored at EPS: class 2's (about 1e-9) gives a near-zero distribution.
+  expected_classes = (np.einsum('bnc,bnk->bck', weights, probs)
+                      / np.maximum(weights.sum(1), EPS)[..., np.newaxis])
+  np.testing.assert_allclose(tf.sigmoid(entries.mask_logits).numpy(), expected_masks,
+                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(np.exp(entries.class_log_probs.numpy()),
+                             np.maximum(expected_classes, EPS), rtol=1e-4, atol=1e-6)
+  np.testing.assert_array_equal(entries.valid.numpy(), np.ones((2, num_classes), bool))
+  # Argmax grouping leaves class 2 without an entry.
+  hard = merge.build_entries(
+      tf.constant(mask_logits, tf.float32), tf.constant(class_logits, tf.float32),
+      common.TASK_SEMANTIC, [False] * num_classes, operator=merge.MERGE_CLIPPED_SUM)
+  assert not hard.valid.numpy()[:, 2].any()
+
+
+def test_soft_assignment_passes_gradient_to_the_class_logits():
+  mask_logits = tf.constant(np.full((1, 2, 1, 1), -1.0), tf.float32)
+  class_logits = tf.Variable(np.zeros((1, 2, 3)), dtype=tf.float32)
+  with tf.GradientTape() as tape:
+    entries = merge.build_entries(mask_logits, class_logits, common.TASK_SEMANTIC,
+                                  [False, False], operator=merge.MERGE_SOFT_ASSIGNMENT)
+    merged = tf.reduce_sum(tf.sigmoid(entries.mask_logits))
+  gradient = tape.gradient(merged, class_logits).numpy()
+  assert np.abs(gradient).max() > 1e-3  # The hard grouping's argmax passes none.

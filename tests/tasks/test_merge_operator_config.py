@@ -36,3 +36,13 @@ def test_bad_values_raise_naming_the_field():
     _task(merge_operator='soft')
   with pytest.raises(ValueError, match='class_cost_type'):
     _task(class_cost_type='focal')
+
+
+def test_semantic_matching_reaches_the_criteria_and_bad_value_names_the_field():
+  config = exp_factory.get_exp_config('dataseg_demo')
+  config.task.semantic_matching = 'by_class'
+  task = dataseg_task.DataSegTask(config.task)
+  assert all(c._semantic_matching == 'by_class' for c in task._criteria)  # pylint: disable=protected-access
+  config.task.semantic_matching = 'nearest'
+  with pytest.raises(ValueError, match='task.semantic_matching'):
+    dataseg_task.DataSegTask(config.task)
