@@ -1,6 +1,6 @@
 """tools/fidelity_study.py without training: the verdict rule, the claim logic, the run configs.
 
-The study itself trains 27 small models per suite seed (about 40 minutes); its numbers are in
+The study itself trains 27 small models per suite seed (about 55 minutes); its numbers are in
 docs/results.md. Here every rule that turns numbers into verdicts is checked on hand-made numbers,
 and every configuration is built and validated against the real config classes.
 """
