@@ -58,7 +58,10 @@ class DataSegTask(cfg.TaskConfig):
       members' mask probabilities)), 'weighted_clipped_sum' (min(1, sum of member mask
       probability x the member's probability of the group's class)), 'smooth_union'
       (1 - prod over members (1 - p), computed in log space; keeps a gradient where members
-      overlap), or 'none' (no MERGE: every dataset matches the N proposals directly, like
+      overlap), 'soft_assignment' (no argmax grouping: every proposal belongs to every class
+      group with its probability of that class; merged mask = min(1, sum of p(class) x mask
+      probability), merged class distribution = the members' distributions weighted the same
+      way), or 'none' (no MERGE: every dataset matches the N proposals directly, like
       Mask2Former's semantic / panoptic training). Instance datasets never merge.
     semantic_matching: how a semantic dataset's merged entries (one per class) are paired with
       its ground-truth masks (one per class): 'hungarian' (by the matching cost, like proposals)
