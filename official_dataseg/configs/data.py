@@ -95,6 +95,11 @@ class DataConfig(cfg.DataConfig):
     eval_groundtruth_size: no longer used: evaluation ground truth travels complete at each
       image's own size (`ops/groundtruth_codec.py`). Kept so that saved configs still load.
     dtype: image dtype fed to the model ('float32', 'bfloat16').
+    autotune: tf.data autotuning (`tf.data.Options().autotune.enabled`). Off by default: its
+      optimisation thread takes a share of the host's cores while the model trains, and an
+      iterator waits for it when deleted, which held every `train.py` process open for up to a
+      minute after its last step (docs/performance.md). Off, `tf.data.AUTOTUNE` map parallelism
+      is the host's core count and AUTOTUNE prefetch buffers grow by tf.data's own rule.
   """
   datasets: Tuple[DatasetConfig, ...] = ()
   output_size: List[int] = dataclasses.field(default_factory=lambda: [1024, 1024])
@@ -104,6 +109,7 @@ class DataConfig(cfg.DataConfig):
   seed: Optional[int] = 0
   shuffle_buffer_size: int = 1000
   drop_remainder: bool = True
+  autotune: bool = False
 
 
 def modules_dataset_id(eval_dataset: DatasetConfig,

@@ -55,14 +55,19 @@ class DataSegTask(cfg.TaskConfig):
     num_summary_images: prediction overlays written to the eval summaries per dataset.
     merge_operator: the training MERGE of semantic and panoptic datasets (`losses/merge.py`,
       docs/losses.md): 'clipped_sum' (the paper's: merged mask probability = min(1, sum of the
-      members' mask probabilities)), 'weighted_clipped_sum' (min(1, sum of member mask
+      argmax members' mask probabilities)), 'weighted_clipped_sum' (min(1, sum of member mask
       probability x the member's probability of the group's class)), 'smooth_union'
       (1 - prod over members (1 - p), computed in log space; keeps a gradient where members
-      overlap), or 'none' (no MERGE: every dataset matches the N proposals directly, like
-      Mask2Former's semantic / panoptic training). Instance datasets never merge.
+      overlap), 'soft_assignment' (no argmax grouping: every proposal belongs to every class
+      group with its probability of that class; merged mask = min(1, sum of p(class) x mask
+      probability), merged class distribution = the members' distributions weighted the same
+      way; the default, chosen by the fidelity study, docs/results.md), or 'none' (no MERGE:
+      every dataset matches the N proposals directly, like Mask2Former's semantic / panoptic
+      training). Instance datasets never merge.
     semantic_matching: how a semantic dataset's merged entries (one per class) are paired with
-      its ground-truth masks (one per class): 'hungarian' (by the matching cost, like proposals)
-      or 'by_class' (entry c with the ground truth of class c). See docs/results.md.
+      its ground-truth masks (one per class): 'by_class' (entry c with the ground truth of
+      class c; the default) or 'hungarian' (by the matching cost, like proposals: the paper's
+      reading). See docs/results.md.
     class_cost_type: the class term of the matching cost: 'cross_entropy' (-log p, the loss
       itself) or 'neg_prob' (-p, Mask2Former's).
     init_seed: seeds the random initialisation of the model (and every other unseeded Python,
@@ -82,8 +87,8 @@ class DataSegTask(cfg.TaskConfig):
   gather_matched_pairs: bool = True
   checkpoint_train_iterator: bool = True
   num_summary_images: int = 2
-  merge_operator: str = 'clipped_sum'
-  semantic_matching: str = 'hungarian'
+  merge_operator: str = 'soft_assignment'
+  semantic_matching: str = 'by_class'
   class_cost_type: str = 'cross_entropy'
   init_seed: Optional[int] = None
 

@@ -125,7 +125,7 @@ def build_dataset_reader(data_config, dataset_id: int, is_training: bool,
   if not is_training:
     reader = input_reader.InputReader(
         reader_config, decoder_fn=decoder.decode, parser_fn=parse)
-    return reader.read(input_context=input_context)
+    return _with_autotune(reader.read(input_context=input_context), data_config.autotune)
 
   num_pipelines = input_context.num_input_pipelines if input_context else 1
   pipeline_id = input_context.input_pipeline_id if input_context else 0
@@ -150,7 +150,14 @@ def build_dataset_reader(data_config, dataset_id: int, is_training: bool,
 
   reader = input_reader.InputReader(reader_config, sample_fn=sample_fn,
                                     parser_fn=parser_fn)
-  return reader.read(input_context=input_context)
+  return _with_autotune(reader.read(input_context=input_context), data_config.autotune)
+
+
+def _with_autotune(dataset: tf.data.Dataset, enabled: bool) -> tf.data.Dataset:
+  """`dataset` with tf.data autotuning on or off (see `DataConfig.autotune`)."""
+  options = tf.data.Options()
+  options.autotune.enabled = enabled
+  return dataset.with_options(options)
 
 
 def build_train_datasets(data_config, input_context=None

@@ -117,3 +117,18 @@ def test_replicas_of_one_pipeline_get_the_same_dataset_per_step(tmp_path):
   steps = [ids[i:i + 2] for i in range(0, 24, 2)]
   assert all(a == b for a, b in steps), steps
   assert {a for a, _ in steps} == {0, 1}  # Both datasets are drawn.
+
+
+def test_autotune_is_off_by_default_and_leaves_the_stream_unchanged(tmp_path):
+  _write_datasets(tmp_path)
+  config = _config(tmp_path)
+  off = input_builder.build_train_dataset(config)
+  on = input_builder.build_train_dataset(config.replace(autotune=True))
+  assert off.options().autotune.enabled is False
+  assert on.options().autotune.enabled is True
+  for dataset in input_builder.build_eval_datasets(config).values():
+    assert dataset.options().autotune.enabled is False
+  # Autotuning changes parallelism and buffer sizes, never the elements or their order.
+  for batch_off, batch_on in zip(off.take(4), on.take(4)):
+    for key, value in batch_off.items():
+      np.testing.assert_array_equal(value.numpy(), batch_on[key].numpy(), err_msg=key)

@@ -1,10 +1,11 @@
-"""`task.merge_operator` and `task.class_cost_type` reach every dataset's criterion."""
+"""`task.merge_operator`, `task.semantic_matching` and `task.class_cost_type` reach every criterion."""
 import pytest
 
 from official.core import exp_factory
 
 from official_dataseg import registry_imports  # pylint: disable=unused-import
 from official_dataseg.losses import class_losses
+from official_dataseg.losses import criterion as criterion_lib
 from official_dataseg.losses import merge
 from official_dataseg.tasks import dataseg_task
 
@@ -15,12 +16,22 @@ def _task(**overrides):
   return dataseg_task.DataSegTask(params.task)
 
 
-def test_defaults_are_the_papers():
+def test_defaults_are_the_fidelity_studys_choice():
+  # docs/results.md, claim 6: soft assignment with pairing by class, not the paper's clipped sum
+  # with Hungarian pairing.
   criteria = _task()._criteria  # pylint: disable=protected-access
   assert criteria
   for criterion in criteria:
-    assert criterion.merge_operator == merge.MERGE_CLIPPED_SUM
+    assert criterion.merge_operator == merge.MERGE_SOFT_ASSIGNMENT
+    assert criterion._semantic_matching == criterion_lib.SEMANTIC_MATCHING_BY_CLASS  # pylint: disable=protected-access
     assert criterion.class_cost_type == class_losses.CLASS_COST_CROSS_ENTROPY
+
+
+def test_the_papers_merge_is_one_override_away():
+  task = _task(merge_operator='clipped_sum', semantic_matching='hungarian')
+  for criterion in task._criteria:  # pylint: disable=protected-access
+    assert criterion.merge_operator == merge.MERGE_CLIPPED_SUM
+    assert criterion._semantic_matching == criterion_lib.SEMANTIC_MATCHING_HUNGARIAN  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize('operator', merge.MERGE_OPERATORS)
