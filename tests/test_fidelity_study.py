@@ -110,6 +110,15 @@ def test_report_and_plots_are_written(study, tmp_path):
   assert '10.0 min on a CPU' in text
 
 
+def test_overview_has_every_configuration_with_mean_and_std(study):
+  # Each configuration's value: 10 x its index + the seed (0, 1, 2): mean 10 i + 1, std 1.
+  index = {c.name: i for i, c in enumerate(study.CONFIGS)}
+  text = study.overview_markdown(_results(study, lambda c, d, s: 10.0 * index[c] + s), [0, 1, 2])
+  rows = [line for line in text.splitlines() if line.startswith('| `')]
+  assert len(rows) == len(study.CONFIGS)
+  assert rows[2] == '| `coco_only` | ' + ' | '.join(['21.0 ± 1.0'] * 8) + ' |'
+
+
 def test_every_configuration_builds_and_validates(study, tmp_path):
   vocabularies = study.prepare_vocabularies(str(tmp_path))
   built = {run.name: study.experiment_config(run, 1, 'records', vocabularies, 120)

@@ -640,6 +640,28 @@ def report_markdown(claims: List[Dict], command: str, wall_seconds: float, cpu: 
   return '\n'.join(lines) + '\n'
 
 
+# Every evaluation set with its headline metric, in the order of the overview table.
+EVAL_COLUMNS = (('synthetic_ade', 'mIoU', 'ADE mIoU'), ('synthetic_coco', 'PQ', 'COCO PQ'),
+                ('synthetic_o365', 'mask_AP', 'O365 mask AP'),
+                ('synthetic_o365_boxfill', 'mask_AP', 'O365 box fill AP'),
+                ('synthetic_ade_panoptic', 'PQ', 'ADE-pan PQ'), ('synthetic_voc', 'mIoU', 'VOC mIoU'),
+                ('synthetic_voc_shuffled', 'mIoU', 'VOC shuffled'),
+                ('synthetic_voc_synonyms', 'mIoU', 'VOC synonyms'))
+
+
+def overview_markdown(results: List[Dict], seeds: Sequence[int]) -> str:
+  """One row per configuration: mean ± std over seeds of every evaluation set's metric."""
+  lines = ['| configuration | ' + ' | '.join(c[2] for c in EVAL_COLUMNS) + ' |',
+           '|---|' + '---|' * len(EVAL_COLUMNS)]
+  for run in CONFIGS:
+    cells = []
+    for dataset, metric, _ in EVAL_COLUMNS:
+      summary = _summary(_values(results, (run.name, dataset), metric, seeds))
+      cells.append(f'{summary["mean"]:.1f} ± {summary["std"]:.1f}')
+    lines.append(f'| `{run.name}` | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def _cpu_model() -> str:
   sys.path.insert(0, os.path.join(REPO, 'tools'))
   import cpu_info  # pylint: disable=g-import-not-at-top
@@ -699,6 +721,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plot(claims, args.output_dir)
     markdown = report_markdown(claims, command, wall, summary['cpu'], args.suite_seed, seeds,
                                args.train_steps, plot_prefix='')
+    markdown += '\n#### Every configuration (mean ± std over seeds)\n\n' + overview_markdown(
+        results, seeds)
     with open(os.path.join(args.output_dir, 'results.md'), 'w') as f:
       f.write(markdown)
     for claim in claims:
