@@ -67,22 +67,34 @@ def test_signatures_listed(text_export):
 
 @pytest.mark.slow
 def test_semantic_class_names_equal_shipped_embeddings(text_export):
-  """Acceptance: the VOC-like set's names give exactly the class map of its shipped embeddings."""
+  """Acceptance: the VOC-like set's names give the class map of its shipped embeddings.
+
+  The in-graph embeddings equal the shipped ones within 1e-5, not bit for bit (the shipped ones
+  came from PyTorch), so on this random-weight model, whose top two classes are often nearly
+  tied, a rare pixel may flip (1 of 15,360 on one CI machine). Hence two checks: names give
+  exactly the map of the embeddings `embed_class_names` returns for them (same numerics, so
+  no tie can flip), and at most 0.1% of pixels differ from the map of the shipped embeddings.
+  """
   signatures = text_export[1].signatures
   vocabulary, class_names, names, embeddings = _vocabulary('synthetic_voc')
+  in_graph = signatures['embed_class_names'](class_names=class_names)['class_embeddings']
   for seed, (height, width) in enumerate(IMAGE_SIZES):
     images = tf.constant(random_image(height, width, seed)[None])
     by_name = signatures['semantic_with_class_names'](images=images, class_names=class_names)
+    by_in_graph = signatures['semantic_with_vocabulary'](images=images, class_embeddings=in_graph,
+                                                         class_names=names)
     by_vector = signatures['semantic_with_vocabulary'](images=images, class_embeddings=embeddings,
                                                        class_names=names)
-    np.testing.assert_array_equal(by_name['class_map'].numpy(), by_vector['class_map'].numpy())
+    np.testing.assert_array_equal(by_name['class_map'].numpy(), by_in_graph['class_map'].numpy())
+    differing = np.mean(by_name['class_map'].numpy() != by_vector['class_map'].numpy())
+    assert differing <= 1e-3, f'{differing:.2%} of pixels differ from the shipped embeddings\' map'
     assert [n.decode() for n in by_name['class_names'].numpy()] == vocabulary.display_names
   # The random-weight model's map is nearly constant, so also: the names in reverse order give
   # the reversed ids (each embedding belongs to its own name), and other names another map.
   reversed_names = signatures['semantic_with_class_names'](images=images,
                                                            class_names=class_names[::-1])
-  np.testing.assert_array_equal(reversed_names['class_map'].numpy(),
-                                vocabulary.num_classes - 1 - by_vector['class_map'].numpy())
+  reversed_ids = vocabulary.num_classes - 1 - reversed_names['class_map'].numpy()
+  assert np.mean(reversed_ids != by_in_graph['class_map'].numpy()) <= 1e-3
   other = signatures['semantic_with_class_names'](
       images=images, class_names=tf.constant(['giraffe', 'volcano', 'spoon']))
   assert not np.array_equal(other['class_map'].numpy(), by_vector['class_map'].numpy())
