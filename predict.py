@@ -9,6 +9,12 @@ that `python -m official_dataseg.evaluation.evaluate` scores.
       --vocabulary=ade20k_semantic --task=semantic --output_dir=OUT
   python predict.py --checkpoint=MODEL_DIR --experiment=dataseg_demo \
       --config_file=MODEL_DIR/params.yaml [--dataset=NAME] --images=... --output_dir=OUT
+  python predict.py --saved_model=EXPORT_DIR \
+      --runs=ade20k_semantic:semantic,coco_panoptic:panoptic \
+      --tfrecords='tfrecords/{vocabulary}/val-*' --output_dir='OUT/{vocabulary}'
+
+`--runs` predicts several (vocabulary, task) pairs in one process with one loaded model (TensorFlow
+start-up and the SavedModel load are paid once); "{vocabulary}" in the paths becomes each run's.
 
 A figure shows input | prediction, plus the ground truth when the images come from converted
 TFRecords (`--tfrecords`), side by side with the class legend beside them (see
@@ -30,7 +36,7 @@ evaluation input pipeline, so the numbers equal `train.py --mode=eval` on the sa
 import functools
 import json
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 # Before TensorFlow is imported: Keras 2 (tf_keras) and no C++ start-up lines.
 from official_dataseg.utils import quiet_tensorflow  # pylint: disable=unused-import
@@ -80,6 +86,10 @@ flags.DEFINE_integer('max_images', 0, 'Stop after this many images (0 = all).')
 flags.DEFINE_string('dataset', '', 'With --checkpoint: the experiment dataset whose vocabulary, '
                     'read-out thresholds and dataset-specific modules are used (default: the '
                     'first panoptic validation dataset).')
+flags.DEFINE_list('runs', [], 'Several predictions by one process, sharing the loaded model: '
+                  'VOCABULARY:TASK pairs (e.g. "ade20k_semantic:semantic,coco_panoptic:panoptic")'
+                  ', each replacing --vocabulary and --task; "{vocabulary}" in --images, '
+                  '--tfrecords and --output_dir becomes each run\'s vocabulary.')
 flags.DEFINE_string('annotations', '', 'COCO-format JSON whose `images` give the image ids of the '
                     'result files (matched by file base name); default: the file stems.')
 
@@ -157,10 +167,12 @@ class Predictor:
         is_thing = np.ones(len(names), bool)
       self.custom_vocabulary = (names, embeddings, is_thing)
 
-  def load(self, saved_model: str = None, module=None) -> None:
+  def load(self, saved_model: str = None, module=None, loaded=None) -> None:
+    """Loads `saved_model` (or uses `loaded`, that directory's `tf.saved_model.load`), or
+    takes the signatures of an in-process serving `module`."""
     if saved_model:
       # Kept: the signatures alone do not keep the loaded variables alive.
-      self.saved_model = tf.saved_model.load(saved_model)
+      self.saved_model = loaded if loaded is not None else tf.saved_model.load(saved_model)
       self._functions = self.saved_model.signatures
       if (self.class_name_strings and
           self.task + text_signatures.CLASS_NAMES_SUFFIX not in self._functions):
@@ -349,40 +361,67 @@ def run(predictor: Predictor, image_paths: List[str], output_dir: str,
   return results_path
 
 
+def parse_runs(runs: Sequence[str]) -> List[Tuple[str, str]]:
+  """[(vocabulary, task)] of `--runs` entries 'VOCABULARY:TASK'."""
+  parsed = []
+  for entry in runs:
+    vocabulary, _, task = entry.rpartition(':')
+    if not vocabulary or task not in export_module.TASK_SIGNATURES:
+      raise ValueError(f'--runs: {entry!r} is not VOCABULARY:TASK with TASK one of '
+                       f'{", ".join(export_module.TASK_SIGNATURES)}')
+    parsed.append((vocabulary, task))
+  return parsed
+
+
+def predict_one(vocabulary: str, task: str, loaded_model=None) -> Tuple[str, object]:
+  """One prediction run of the flags with this vocabulary and task; returns (results.json path,
+  the loaded SavedModel, for the next run to share)."""
+  def fill(text: str) -> str:
+    return text.replace('{vocabulary}', vocabulary) if text else text
+
+  if FLAGS.tfrecords and not vocabulary:
+    console.fail('--tfrecords needs --vocabulary: the vocabulary the TFRecords were converted '
+                 'with (their class indices)')
+  image_paths = list_images([fill(p) for p in FLAGS.images]) if FLAGS.images else []
+  class_names = parse_class_names(FLAGS.class_names) if FLAGS.class_names else None
+  predictor = Predictor(task, vocabulary, FLAGS.text_encoder, class_names, FLAGS.stuff_classes)
+  if FLAGS.saved_model:
+    predictor.load(saved_model=FLAGS.saved_model, loaded=loaded_model)
+  else:
+    if not FLAGS.experiment:
+      console.fail('--checkpoint needs --experiment (and usually --config_file)')
+    params = experiment_lib.parse_experiment(FLAGS.experiment, FLAGS.config_file,
+                                             FLAGS.params_override)
+    if (predictor.category_ids is None and not vocabulary
+        and not predictor.class_name_strings):
+      dataset = loader.find_dataset_config(params, FLAGS.dataset)
+      predictor.category_ids = [
+          c.id for c in vocabulary_lib.load_vocabulary(dataset.vocabulary).classes]
+    predictor.load(module=loader.build_serving_module(params, FLAGS.checkpoint, FLAGS.dataset))
+  results_path = run(predictor, image_paths, fill(FLAGS.output_dir), FLAGS.score_threshold,
+                     fill(FLAGS.tfrecords), FLAGS.max_images, FLAGS.annotations)
+  return results_path, predictor.saved_model
+
+
 def main(_) -> None:
   if not (FLAGS.images or FLAGS.tfrecords) or not FLAGS.output_dir:
     console.fail('--images (or --tfrecords) and --output_dir are required')
   if FLAGS.images and FLAGS.tfrecords:
     console.fail('give --images or --tfrecords, not both')
-  if FLAGS.tfrecords and not FLAGS.vocabulary:
-    console.fail('--tfrecords needs --vocabulary: the vocabulary the TFRecords were converted '
-                 'with (their class indices)')
   if bool(FLAGS.saved_model) == bool(FLAGS.checkpoint):
     console.fail('give exactly one of --saved_model or --checkpoint')
   try:
-    image_paths = list_images(FLAGS.images) if FLAGS.images else []
-    class_names = parse_class_names(FLAGS.class_names) if FLAGS.class_names else None
-    predictor = Predictor(FLAGS.task, FLAGS.vocabulary, FLAGS.text_encoder, class_names,
-                          FLAGS.stuff_classes)
-    if FLAGS.saved_model:
-      predictor.load(saved_model=FLAGS.saved_model)
-    else:
-      if not FLAGS.experiment:
-        console.fail('--checkpoint needs --experiment (and usually --config_file)')
-      params = experiment_lib.parse_experiment(FLAGS.experiment, FLAGS.config_file,
-                                               FLAGS.params_override)
-      if (predictor.category_ids is None and not FLAGS.vocabulary
-          and not predictor.class_name_strings):
-        dataset = loader.find_dataset_config(params, FLAGS.dataset)
-        predictor.category_ids = [
-            c.id for c in vocabulary_lib.load_vocabulary(dataset.vocabulary).classes]
-      predictor.load(module=loader.build_serving_module(params, FLAGS.checkpoint, FLAGS.dataset))
-    results_path = run(predictor, image_paths, FLAGS.output_dir, FLAGS.score_threshold,
-                       FLAGS.tfrecords, FLAGS.max_images, FLAGS.annotations)
+    runs = parse_runs(FLAGS.runs) if FLAGS.runs else [(FLAGS.vocabulary, FLAGS.task)]
+    if len(runs) > 1 and '{vocabulary}' not in FLAGS.output_dir:
+      console.fail('--runs with several runs needs "{vocabulary}" in --output_dir (one folder '
+                   'per run)')
+    loaded_model = None
+    for vocabulary, task in runs:
+      results_path, loaded_model = predict_one(vocabulary, task, loaded_model)
+      print(f'[predict] results: {results_path}', flush=True)
   except (ValueError, KeyError, FileNotFoundError, ImportError,
           tf.errors.InvalidArgumentError) as e:
     console.fail(str(getattr(e, 'message', e)))
-  print(f'[predict] results: {results_path}')
 
 
 if __name__ == '__main__':

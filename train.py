@@ -16,6 +16,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 import gin
+import tensorflow as tf
 
 from official.common import distribute_utils
 from official.common import flags as tfm_flags
@@ -29,6 +30,11 @@ from official_dataseg.utils import console
 from official_dataseg.utils import experiment as experiment_lib
 
 FLAGS = flags.FLAGS
+flags.DEFINE_integer(
+    'cpu_replicas', 0,
+    'Split the CPU into this many logical devices and mirror the model over them '
+    '(runtime.distribution_strategy=mirrored): tries a multi-replica run on a machine without '
+    'accelerators. 0: the strategy as configured.')
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 
 
@@ -40,9 +46,22 @@ def _check_flags() -> None:
                  f'registered experiments: {", ".join(registered)}')
   if FLAGS.mode not in MODES:
     console.fail(f'unknown --mode={FLAGS.mode!r}; valid modes: {", ".join(MODES)}')
+  if FLAGS.cpu_replicas < 0:
+    console.fail(f'--cpu_replicas={FLAGS.cpu_replicas}: expected 0 (off) or a replica count')
   for path in FLAGS.config_file or []:
     if not os.path.isfile(path):
       console.fail(f'--config_file={path!r} does not exist')
+
+
+def _cpu_mirrored_strategy(num_replicas: int, configured: str):
+  """MirroredStrategy over `num_replicas` logical CPU devices (`--cpu_replicas`)."""
+  if configured != 'mirrored':
+    console.fail(f'--cpu_replicas needs runtime.distribution_strategy=mirrored (got '
+                 f'{configured!r}); add --params_override=runtime.distribution_strategy=mirrored')
+  cpu = tf.config.list_physical_devices('CPU')[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * num_replicas)
+  return tf.distribute.MirroredStrategy([f'/cpu:{i}' for i in range(num_replicas)])
 
 
 def main(_) -> None:
@@ -63,11 +82,14 @@ def main(_) -> None:
     console.fail('this experiment runs on TPU (runtime.distribution_strategy=tpu): pass '
                  '--tpu=NAME, or choose another strategy, e.g. --params_override='
                  'runtime.distribution_strategy=mirrored,runtime.mixed_precision_dtype=float32')
-  strategy = distribute_utils.get_distribution_strategy(
-      distribution_strategy=params.runtime.distribution_strategy,
-      all_reduce_alg=params.runtime.all_reduce_alg,
-      num_gpus=params.runtime.num_gpus,
-      tpu_address=params.runtime.tpu)
+  if FLAGS.cpu_replicas:
+    strategy = _cpu_mirrored_strategy(FLAGS.cpu_replicas, params.runtime.distribution_strategy)
+  else:
+    strategy = distribute_utils.get_distribution_strategy(
+        distribution_strategy=params.runtime.distribution_strategy,
+        all_reduce_alg=params.runtime.all_reduce_alg,
+        num_gpus=params.runtime.num_gpus,
+        tpu_address=params.runtime.tpu)
   with strategy.scope():
     task = registry_imports.get_task(params.task, logging_dir=model_dir)
   try:

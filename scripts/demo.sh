@@ -26,13 +26,12 @@ python export_saved_model.py --experiment=dataseg_demo --config_file="$out/model
 
 echo "[demo] 4/5 predict on validation TFRecords: one figure per image + results.json"
 # dataset:task, each predicted with its own vocabulary; VOC is direct transfer (never trained on).
-for run in synthetic_ade:semantic synthetic_coco:panoptic synthetic_o365:instance \
-           synthetic_voc:semantic; do
-  dataset="${run%%:*}" task="${run#*:}"
-  python predict.py --saved_model="$out/saved_model" --task="$task" --vocabulary="$dataset" \
-      --tfrecords="$out/tfrecords/${dataset}_val-*-of-*" --max_images=2 \
-      --output_dir="$out/predictions/$dataset"
-done
+# One process for the four: TensorFlow start-up and the SavedModel load are paid once.
+python predict.py --saved_model="$out/saved_model" \
+    --runs=synthetic_ade:semantic,synthetic_coco:panoptic,synthetic_o365:instance,\
+synthetic_voc:semantic \
+    --tfrecords="$out/tfrecords/{vocabulary}_val-*-of-*" --max_images=2 \
+    --output_dir="$out/predictions/{vocabulary}"
 figure="$out/figure.png"
 python -m official_dataseg.evaluation.figures --output="$figure" \
     $(for dataset in synthetic_ade synthetic_coco synthetic_o365 synthetic_voc; do

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from official_dataseg.text import vocabulary as vocabulary_lib
 from tests import class_names_check
 from tfrecords_tools import synthetic_suite
 
@@ -85,20 +86,37 @@ def test_demo_path_trains_evaluates_exports_and_predicts(workdir):
   assert not (workdir / 'saved_model.tmp').exists()
 
   images = workdir / 'demo_output' / 'raw' / 'coco' / 'val2017'
-  for task, vocabulary in (('panoptic', ''), ('semantic', 'synthetic_voc'),
-                           ('instance', 'synthetic_o365')):
-    out = workdir / 'predictions' / task
-    run_tool([os.path.join(REPO, 'predict.py'), f'--saved_model={export_dir}', f'--task={task}',
-              f'--vocabulary={vocabulary}', '--max_images=2', f'--images={images}',
-              f'--output_dir={out}'], cwd=workdir)
-    pngs = sorted(p.name for p in out.glob('*.png'))
-    assert len(pngs) == 2, pngs
-    with open(out / 'results.json') as f:
-      assert len(json.load(f)) == 2
+  out = workdir / 'predictions' / 'default'
+  run_tool([os.path.join(REPO, 'predict.py'), f'--saved_model={export_dir}', '--task=panoptic',
+            '--max_images=2', f'--images={images}', f'--output_dir={out}'], cwd=workdir)
+  _assert_two_predictions(out)
+  # Several runs, one process (as scripts/demo.sh): each run's classes are its own vocabulary's.
+  run_tool([os.path.join(REPO, 'predict.py'), f'--saved_model={export_dir}',
+            '--runs=synthetic_voc:semantic,synthetic_o365:instance', '--max_images=2',
+            f'--images={images}', f'--output_dir={workdir / "predictions" / "{vocabulary}"}'],
+           cwd=workdir)
+  voc = _assert_two_predictions(workdir / 'predictions' / 'synthetic_voc')
+  o365 = _assert_two_predictions(workdir / 'predictions' / 'synthetic_o365')
+  voc_names = {n for r in voc.values() for n in r['class_pixels']}
+  o365_names = {d['class_name'] for r in o365.values() for d in r['detections']}
+  assert voc_names and voc_names <= set(vocabulary_lib.load_vocabulary('synthetic_voc')
+                                         .display_names), voc_names
+  assert o365_names and o365_names <= set(vocabulary_lib.load_vocabulary('synthetic_o365')
+                                          .display_names), o365_names
 
   # Issue 20, acceptance 2: the class names, embedded in the graph, equal the shipped embeddings.
   assert class_names_check.assert_class_names_equal_vocabulary(
       run_tool, export_dir, workdir / 'demo_output' / 'raw', workdir) == 4
+
+
+def _assert_two_predictions(out):
+  """Two figures and two entries in `out`/results.json; returns the results."""
+  pngs = sorted(p.name for p in out.glob('*.png'))
+  assert len(pngs) == 2, pngs
+  with open(out / 'results.json') as f:
+    results = json.load(f)
+  assert len(results) == 2
+  return results
 
 
 @pytest.mark.slow

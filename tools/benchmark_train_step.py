@@ -49,6 +49,8 @@ _MAX_INSTANCES = flags.DEFINE_integer('max_instances', 0,
                                       "GT slots M; 0 keeps the experiment's.")
 _NUM_OBJECTS = flags.DEFINE_integer('num_objects', 10, 'Real objects per training image.')
 _THREADS = flags.DEFINE_integer('threads', 2, 'Intra-op threads (0: TensorFlow decides).')
+_INTER_OP_THREADS = flags.DEFINE_integer(
+    'inter_op_threads', 0, 'Inter-op threads: ops run at once (0: TensorFlow decides).')
 _RUNS = flags.DEFINE_integer('runs', 5, 'Timed calls of each function.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed calls first.')
 _PARTS = flags.DEFINE_bool('parts', True, 'Also time forward / matching / losses / backward / '
@@ -212,13 +214,16 @@ def time_inference(params, task, image_size: int):
 def main(_):
   if _THREADS.value:
     tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+  if _INTER_OP_THREADS.value:
+    tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP_THREADS.value)
   params, task, model, optimizer = build_task_and_model(
       _EXPERIMENT.value, _DATASET.value, _IMAGE_SIZE.value, _BATCH_SIZE.value,
       _MAX_INSTANCES.value)
   num_classes = task._train_vocabularies.vocabularies[0].num_classes  # pylint: disable=protected-access
   batch = synthetic_batch(_BATCH_SIZE.value, _IMAGE_SIZE.value,
                           params.task.train_data.max_instances, _NUM_OBJECTS.value, num_classes)
-  print(f'CPU: {cpu_model()}, {os.cpu_count()} cores, intra-op threads {_THREADS.value}')
+  print(f'CPU: {cpu_model()}, {os.cpu_count()} cores, intra-op threads {_THREADS.value}, '
+        f'inter-op threads {_INTER_OP_THREADS.value}')
   peak = matmul_peak_gflops()
   print(f'float32 2048^3 matmul: {peak:.1f} GFLOP/s')
   print(f'{_EXPERIMENT.value}: {_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, batch '

@@ -52,6 +52,12 @@ class DataSegTask(cfg.TaskConfig):
     checkpoint_train_iterator: save the training input iterator (shuffle buffers, file positions,
       the dataset-choice stream) in every checkpoint, so a restarted run resumes at the same
       data position. Costs checkpoint space of the order of the shuffle and prefetch buffers.
+    device_input_buffer: with `checkpoint_train_iterator`, keep the next batch on each replica's
+      device (`tasks/device_input_buffer.py`): its copy from the host runs during the current
+      step instead of before the next one, and the buffer is saved with the iterator, so the
+      resumed stream stays exact. Costs one per-replica batch of device memory and of
+      checkpoint space per replica. (Without `checkpoint_train_iterator`, tf.distribute's own
+      iterator prefetches to the devices and the position is not saved.)
     num_summary_images: prediction overlays written to the eval summaries per dataset.
     merge_operator: the training MERGE of semantic and panoptic datasets (`losses/merge.py`,
       docs/losses.md): 'clipped_sum' (the paper's: merged mask probability = min(1, sum of the
@@ -86,6 +92,7 @@ class DataSegTask(cfg.TaskConfig):
   jit_compile_train_step: bool = False
   gather_matched_pairs: bool = True
   checkpoint_train_iterator: bool = True
+  device_input_buffer: bool = True
   num_summary_images: int = 2
   merge_operator: str = 'soft_assignment'
   semantic_matching: str = 'by_class'

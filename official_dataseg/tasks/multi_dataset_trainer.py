@@ -7,8 +7,10 @@ dataset it is evaluating, prefixes each dataset's metrics with its name and writ
 prediction overlays per dataset to the eval summaries.
 
 Fault tolerance: the training input iterator is part of the checkpoint (a restarted run continues
-at the same data position), the train step can be compiled whole with XLA, and the runner's
-checkpoint manager falls back to the previous checkpoint when the latest cannot be read.
+at the same data position), with the next batch waiting on the devices
+(`device_input_buffer.DeviceInputBuffer`, saved too); the train step can be compiled whole with
+XLA; the runner's checkpoint manager falls back to the previous checkpoint when the latest cannot
+be read.
 """
 import functools
 import os
@@ -23,10 +25,12 @@ from official.core import train_lib
 from official.core import train_utils
 
 from official_dataseg.evaluation import report
+from official_dataseg.tasks import device_input_buffer
 from official_dataseg.tasks import learning_rate as lr_lib
 from official_dataseg.tasks import progress
 
 METRICS_FILE = 'metrics.json'
+TRAIN_INPUTS_SCOPE = 'train_inputs'
 
 
 class MultiDatasetTrainer(base_trainer.Trainer):
@@ -46,8 +50,11 @@ class MultiDatasetTrainer(base_trainer.Trainer):
                      train_dataset=train_dataset, validation_dataset=validation_dataset,
                      checkpoint_exporter=checkpoint_exporter)
     self._jit_task_train_step = None
+    if train and _mirrors_over_several_devices(self.strategy):
+      self._create_variables_before_tracing()
     self._eval_summary_writer = None
     self._host_train_iterator = None
+    self._device_input_buffer = None
     if train and config.task.checkpoint_train_iterator:
       # tf.distribute's iterators cannot be checkpointed (TF 2.20), so this worker reads its
       # per-replica batches from one plain tf.data iterator (checkpointable) and hands one to
@@ -64,13 +71,51 @@ class MultiDatasetTrainer(base_trainer.Trainer):
       key = 'train_iterator' if worker_index == 0 else f'train_iterator_worker_{worker_index}'
       setattr(self._checkpoint, key, self._host_train_iterator)
       self._train_iter = self._host_train_iterator
+      if config.task.device_input_buffer:
+        self._device_input_buffer = device_input_buffer.DeviceInputBuffer(
+            self._host_train_iterator.element_spec, strategy.extended.worker_devices)
+        buffer_key = ('train_input_buffer' if worker_index == 0
+                      else f'train_input_buffer_worker_{worker_index}')
+        setattr(self._checkpoint, buffer_key, self._device_input_buffer)
+
+  def _create_variables_before_tracing(self) -> None:
+    """Builds every layer and optimizer slot now, in eager mode.
+
+    Keras builds some layers at their first call, and the optimizer makes its slots at its
+    first update. Created inside Orbit's traced train loop under a MirroredStrategy of several
+    devices, their initialisers fail to lift (an unfed placeholder in TensorFlow's
+    `fn_with_cond`); created here, they are ordinary mirrored variables.
+    """
+    task = self.task
+    height, width = self.config.task.train_data.output_size
+    with self.strategy.scope():
+      # pylint: disable=protected-access
+      inputs = task._model_inputs(tf.zeros([1, height, width, 3]), task._train_vocabularies,
+                                  tf.constant(0))
+      self.model(inputs, training=False)
+      self.optimizer._create_all_weights(self.model.trainable_variables)
+      # pylint: enable=protected-access
 
   def next_train_inputs(self, iterator):
     """Per-replica batches: from the checkpointed host iterator, or the distributed one."""
-    if iterator is not self._host_train_iterator:
+    with tf.name_scope(TRAIN_INPUTS_SCOPE):  # Names the input ops in profiler traces.
+      return self._next_train_inputs(iterator)
+
+  def _next_train_inputs(self, iterator):
+    # Not `iterator is self._host_train_iterator`: in the traced loop `iterator` is the loop
+    # function's argument, a new object over the same iterator resource.
+    if self._host_train_iterator is None:
       return super().next_train_inputs(iterator)
-    return self.strategy.experimental_distribute_values_from_function(
-        lambda _: next(iterator))
+    if self._device_input_buffer is None:
+      return self.strategy.experimental_distribute_values_from_function(
+          lambda _: next(iterator))
+    return self._device_input_buffer.next_inputs(self.strategy, iterator)
+
+  def train_loop_begin(self):
+    """Model Garden's loop begin; then fills an empty device input buffer (after any restore)."""
+    super().train_loop_begin()
+    if self._device_input_buffer is not None:
+      self._device_input_buffer.fill_if_empty(self._host_train_iterator)
 
   def train_step(self, iterator):
     """Model Garden's step; with `task.jit_compile_train_step` the task step is one XLA cluster."""
@@ -149,6 +194,12 @@ class MultiDatasetTrainer(base_trainer.Trainer):
       path = os.path.join(self.task.logging_dir, METRICS_FILE)
       report.write_json(path, step, results, task_types)
       logging.info('Wrote %s', path)
+
+
+def _mirrors_over_several_devices(strategy) -> bool:
+  """A Mirrored or MultiWorkerMirrored strategy with more than one replica."""
+  return strategy.num_replicas_in_sync > 1 and isinstance(
+      strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
 
 
 def _worker_index(strategy) -> int:

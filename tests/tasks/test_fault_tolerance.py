@@ -37,9 +37,13 @@ SMALL_DEMO = ','.join([
 ])
 
 
-def _train_command(model_dir):
-  return [sys.executable, os.path.join(REPO, 'train.py'), '--experiment=dataseg_demo',
-          '--mode=train', f'--model_dir={model_dir}', f'--params_override={SMALL_DEMO}']
+def _train_command(model_dir, replicas=1):
+  command = [sys.executable, os.path.join(REPO, 'train.py'), '--experiment=dataseg_demo',
+             '--mode=train', f'--model_dir={model_dir}', f'--params_override={SMALL_DEMO}']
+  if replicas > 1:  # MirroredStrategy over logical CPU devices.
+    command[-1] += ',runtime.distribution_strategy=mirrored'
+    command.append(f'--cpu_replicas={replicas}')
+  return command
 
 
 def _env():
@@ -53,25 +57,58 @@ def _latest_step(model_dir) -> int:
   return int(latest.rsplit('-', 1)[1]) if latest else 0
 
 
-def _batch_after(params, model_dir, checkpoint_step=None, skip=0):
-  """The next training batch of the iterator in a checkpoint (or of a fresh one after `skip`)."""
+def _stream(params, replicas):
+  """A fresh iterator over the per-replica batches one input pipeline makes for `replicas`."""
   # The training process set no global seed; tf.data's seeded shuffle combines the global seed
   # with its own, so clear any global seed that an earlier test in this process set.
   tf.random.set_seed(None)
-  iterator = iter(input_builder.build_train_dataset(params.task.train_data))
-  if checkpoint_step is not None:
-    tf.train.Checkpoint(train_iterator=iterator).read(
-        os.path.join(str(model_dir), f'ckpt-{checkpoint_step}')).expect_partial()
-  for _ in range(skip):
+  context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                       num_replicas_in_sync=replicas)
+  return iter(input_builder.build_train_dataset(params.task.train_data, context))
+
+
+def _numpy(batch):
+  return {k: v.numpy() for k, v in batch.items()}
+
+
+def _fresh_batches(params, replicas, first, count):
+  """Per-replica batches `first` .. `first + count - 1` of a fresh stream."""
+  iterator = _stream(params, replicas)
+  for _ in range(first):
     next(iterator)
-  return {k: v.numpy() for k, v in next(iterator).items()}
+  return [_numpy(next(iterator)) for _ in range(count)]
+
+
+def _saved_position(params, replicas, checkpoint):
+  """(the buffered per-replica batches, the iterator's next one) saved in `checkpoint`."""
+  iterator = _stream(params, replicas)
+  tf.train.Checkpoint(train_iterator=iterator).read(checkpoint).expect_partial()
+  reader = tf.train.load_checkpoint(checkpoint)
+  assert reader.get_tensor('train_input_buffer/filled/.ATTRIBUTES/VARIABLE_VALUE')
+  buffered = [{key: reader.get_tensor(f'train_input_buffer/slots/{replica}/{key}/'
+                                      '.ATTRIBUTES/VARIABLE_VALUE')
+               for key in iterator.element_spec}
+              for replica in range(replicas)]
+  return buffered, _numpy(next(iterator))
+
+
+def _assert_same_batch(got, expected, message):
+  for key, value in expected.items():
+    if np.issubdtype(value.dtype, np.floating):
+      # The same example; recomputed floats (box corners) may differ in the last bit (seen once
+      # in ~10 runs, 6e-8 on a [0, 1] coordinate, with another test process on the cores).
+      np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-6, err_msg=f'{message} {key}')
+    else:
+      np.testing.assert_array_equal(got[key], value, err_msg=f'{message} {key}')
 
 
 @pytest.mark.slow
-def test_sigkill_then_restart_resumes_at_checkpoint_step_and_data_position(tmp_path):
+@pytest.mark.parametrize('replicas', [1, 2], ids=['one_device', 'mirrored_2_cpus'])
+def test_sigkill_then_restart_resumes_at_checkpoint_step_and_data_position(tmp_path, replicas):
+  """With the device input buffer on (the default), one device or MirroredStrategy over two."""
   helpers.make_suite(str(tmp_path / 'demo_output'))
   model_dir = tmp_path / 'model'
-  process = subprocess.Popen(_train_command(model_dir), cwd=tmp_path, env=_env(),
+  process = subprocess.Popen(_train_command(model_dir, replicas), cwd=tmp_path, env=_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 400
   while _latest_step(model_dir) < KILL_AFTER_CHECKPOINT:
@@ -83,7 +120,7 @@ def test_sigkill_then_restart_resumes_at_checkpoint_step_and_data_position(tmp_p
   killed_at = _latest_step(model_dir)
   assert KILL_AFTER_CHECKPOINT <= killed_at < TRAIN_STEPS
 
-  resumed = subprocess.run(_train_command(model_dir), cwd=tmp_path, env=_env(),
+  resumed = subprocess.run(_train_command(model_dir, replicas), cwd=tmp_path, env=_env(),
                            capture_output=True, text=True, timeout=400)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   restored = re.findall(r'restored from checkpoint: (\S+)', resumed.stdout)
@@ -92,24 +129,22 @@ def test_sigkill_then_restart_resumes_at_checkpoint_step_and_data_position(tmp_p
   final = tf.train.load_checkpoint(str(model_dir / f'ckpt-{TRAIN_STEPS}'))
   assert final.get_tensor('global_step/.ATTRIBUTES/VARIABLE_VALUE') == TRAIN_STEPS
 
-  # Data position: the final checkpoint's iterator is where a fresh iterator is after
-  # TRAIN_STEPS batches (a restart from the first batch would be TRAIN_STEPS - killed_at).
+  # Data position. Each step takes one per-replica batch per replica from the one host stream.
+  # An uninterrupted run, after TRAIN_STEPS steps, holds the next step's batches in the device
+  # buffer and its iterator stands one step further. A restart from the first batch would be
+  # (TRAIN_STEPS - killed_at) steps into the stream instead.
   params = experiment_lib.parse_experiment('dataseg_demo', [str(model_dir / 'params.yaml')])
   os.chdir(tmp_path)  # The demo's dataset paths are relative to the working directory.
   try:
-    expected = _batch_after(params, model_dir, skip=TRAIN_STEPS)
-    got = _batch_after(params, model_dir, checkpoint_step=TRAIN_STEPS)
-    restarted = _batch_after(params, model_dir, skip=TRAIN_STEPS - killed_at)
+    expected = _fresh_batches(params, replicas, TRAIN_STEPS * replicas, replicas + 1)
+    buffered, after = _saved_position(params, replicas, str(model_dir / f'ckpt-{TRAIN_STEPS}'))
+    restarted = _fresh_batches(params, replicas, (TRAIN_STEPS - killed_at) * replicas, 1)[0]
   finally:
     os.chdir(REPO)
-  for key, value in expected.items():
-    if np.issubdtype(value.dtype, np.floating):
-      # The same example; recomputed floats (box corners) may differ in the last bit (seen once
-      # in ~10 runs, 6e-8 on a [0, 1] coordinate, with another test process on the cores).
-      np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-6, err_msg=key)
-    else:
-      np.testing.assert_array_equal(got[key], value, err_msg=key)
-  assert any(not np.array_equal(restarted[k], v) for k, v in expected.items())
+  for replica in range(replicas):
+    _assert_same_batch(buffered[replica], expected[replica], f'buffer of replica {replica}:')
+  _assert_same_batch(after, expected[replicas], 'iterator:')
+  assert any(not np.array_equal(restarted[k], v) for k, v in expected[0].items())
 
 
 def test_corrupted_latest_checkpoint_falls_back_to_previous(tmp_path, capsys):
