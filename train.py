@@ -16,7 +16,6 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 import gin
-import tensorflow as tf
 
 from official.common import distribute_utils
 from official.common import flags as tfm_flags
@@ -27,6 +26,7 @@ from official_dataseg import registry_imports  # pylint: disable=unused-import
 from official_dataseg.dataloaders import record_set
 from official_dataseg.tasks import multi_dataset_trainer
 from official_dataseg.utils import console
+from official_dataseg.utils import cpu_replicas
 from official_dataseg.utils import experiment as experiment_lib
 
 FLAGS = flags.FLAGS
@@ -58,10 +58,7 @@ def _cpu_mirrored_strategy(num_replicas: int, configured: str):
   if configured != 'mirrored':
     console.fail(f'--cpu_replicas needs runtime.distribution_strategy=mirrored (got '
                  f'{configured!r}); add --params_override=runtime.distribution_strategy=mirrored')
-  cpu = tf.config.list_physical_devices('CPU')[0]
-  tf.config.set_logical_device_configuration(
-      cpu, [tf.config.LogicalDeviceConfiguration()] * num_replicas)
-  return tf.distribute.MirroredStrategy([f'/cpu:{i}' for i in range(num_replicas)])
+  return cpu_replicas.cpu_mirrored_strategy(num_replicas)
 
 
 def main(_) -> None:

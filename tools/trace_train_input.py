@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf, tf_keras  # pylint: disable=unused-import
 
 from cpu_info import cpu_model  # tools/cpu_info.py (this script's folder)
+from official_dataseg.utils import cpu_replicas  # pylint: disable=g-bad-import-order
 
 _CPU_REPLICAS = flags.DEFINE_integer('cpu_replicas', 2, 'Logical CPU devices (replicas).')
 _STEPS = flags.DEFINE_integer('steps', 8, 'Traced train steps per configuration.')
@@ -144,11 +145,7 @@ def _run(buffer_on: bool, suite: str, work_dir: str, strategy):
 
 
 def main(_):
-  cpu = tf.config.list_physical_devices('CPU')[0]
-  tf.config.set_logical_device_configuration(
-      cpu, [tf.config.LogicalDeviceConfiguration()] * _CPU_REPLICAS.value)
-  strategy = tf.distribute.MirroredStrategy(
-      [f'/cpu:{i}' for i in range(_CPU_REPLICAS.value)])
+  strategy = cpu_replicas.cpu_mirrored_strategy(_CPU_REPLICAS.value)
   from tfrecords_tools import synthetic_suite  # pylint: disable=g-import-not-at-top
   print(f'CPU: {cpu_model()}, {os.cpu_count()} cores; MirroredStrategy over '
         f'{strategy.num_replicas_in_sync} logical CPU devices; dataseg_demo at '

@@ -44,8 +44,8 @@ class DeviceInputBuffer(tf.Module):
       ValueError: an element's shape is not fully defined.
     """
     super().__init__(name=name)
-    spec = element_spec
-    named = spec.items() if isinstance(spec, dict) else enumerate(tf.nest.flatten(spec))
+    named = (element_spec.items() if isinstance(element_spec, dict)
+             else enumerate(tf.nest.flatten(element_spec)))
     for path, tensor_spec in named:
       if not tensor_spec.shape.is_fully_defined():
         raise ValueError(f'DeviceInputBuffer: training input {path!r} has shape '
@@ -56,13 +56,9 @@ class DeviceInputBuffer(tf.Module):
       with tf.device(device):
         self.slots.append(tf.nest.map_structure(
             lambda s: resource_variable_ops.ResourceVariable(
-                tf.zeros(s.shape, s.dtype), trainable=False), spec))
+                tf.zeros(s.shape, s.dtype), trainable=False), element_spec))
     with tf.device(devices[0]):
       self.filled = resource_variable_ops.ResourceVariable(False, trainable=False)
-
-  @property
-  def num_devices(self) -> int:
-    return len(self.slots)
 
   def _fill(self, host_iterator) -> None:
     for slot in self.slots:

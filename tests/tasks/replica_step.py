@@ -20,6 +20,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf, tf_keras  # pylint: disable=g-import-not-at-top
 
+from official_dataseg.utils import cpu_replicas  # pylint: disable=g-import-not-at-top
+
 GLOBAL_BATCH = 2
 
 
@@ -27,10 +29,7 @@ def _strategy(name: str):
   if name == 'multi_worker':
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == 'mirrored':
-    cpu = tf.config.list_physical_devices('CPU')[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+    return cpu_replicas.cpu_mirrored_strategy(2)
   return tf.distribute.OneDeviceStrategy('/cpu:0')
 
 

@@ -3,6 +3,7 @@
 References: a `tf.data.Dataset.range` stream, whose elements name their own position, and the
 graph of the trainer's traced train loop (what the step's inputs depend on).
 """
+import json
 import os
 import subprocess
 import sys
@@ -92,12 +93,11 @@ def test_refuses_inputs_without_a_static_shape():
 
 
 _MIRRORED_SCRIPT = textwrap.dedent('''
-    import json, sys
+    import json
     import tensorflow as tf
-    cpu = tf.config.list_physical_devices('CPU')[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from official_dataseg.tasks import device_input_buffer
-    strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+    from official_dataseg.utils import cpu_replicas
+    strategy = cpu_replicas.cpu_mirrored_strategy(2)
     with strategy.scope():
       iterator = iter(tf.data.Dataset.range(100).map(lambda i: {'position': i}))
       buffer = device_input_buffer.DeviceInputBuffer(iterator.element_spec,
@@ -124,7 +124,6 @@ def test_mirrored_replicas_each_get_their_own_batch():
   result = subprocess.run([sys.executable, '-c', _MIRRORED_SCRIPT], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  import json  # pylint: disable=g-import-not-at-top
   output = json.loads(result.stdout.strip().splitlines()[-1])
   assert output['steps'] == [[0, 1], [2, 3], [4, 5]]
   assert output['devices'][0].endswith('CPU:0') and output['devices'][1].endswith('CPU:1')
@@ -146,10 +145,10 @@ def _train_loop_body(tmp_path, buffer_on: bool):
   trainer = runner.trainer
   loop = trainer.create_train_loop_fn()
   iterator = trainer._train_iter  # pylint: disable=protected-access
-  graph = loop.get_concrete_function(iterator, tf.constant(1)).graph
-  bodies = [f for f in graph.as_graph_def().library.function
-            if any(n.op == 'IteratorGetNext' for n in f.node_def)
-            and any(n.op == 'While' for n in graph.as_graph_def().node)]
+  graph_def = loop.get_concrete_function(iterator, tf.constant(1)).graph.as_graph_def()
+  assert any(n.op == 'While' for n in graph_def.node)
+  bodies = [f for f in graph_def.library.function
+            if any(n.op == 'IteratorGetNext' for n in f.node_def)]
   assert len(bodies) == 1, [f.signature.name for f in bodies]
   return bodies[0]
 
