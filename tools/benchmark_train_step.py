@@ -33,6 +33,7 @@ import tensorflow as tf, tf_keras
 
 # Imported for its side effect: it registers an Einsum FLOPs counter.
 from official.core import exp_factory
+from official.modeling import hyperparams
 from official.core import train_utils  # pylint: disable=unused-import
 from official_dataseg import common
 from official_dataseg import registry_imports  # pylint: disable=unused-import
@@ -58,12 +59,14 @@ _PARTS = flags.DEFINE_bool('parts', True, 'Also time forward / matching / losses
 _INFERENCE_SIZES = flags.DEFINE_list('inference_sizes', ['512', '1024'],
                                      'Square sizes for batch-1 inference ([] to skip).')
 _JIT = flags.DEFINE_bool('jit_compile', False, 'Compile the whole train step with XLA.')
+_PARAMS_OVERRIDE = flags.DEFINE_string(
+    'params_override', '', "Experiment overrides applied last, e.g. 'task.host_matching=false'.")
 _PROFILE_DIR = flags.DEFINE_string('profile_dir', '', 'Write a profiler trace of 2 train '
                                    'steps here (open with TensorBoard).')
 
 
 def build_task_and_model(experiment: str, dataset: str, image_size: int, batch_size: int,
-                         max_instances: int):
+                         max_instances: int, params_override: str = ''):
   """The experiment at CPU benchmark settings: float32, plain batch norm, one dataset."""
   params = exp_factory.get_exp_config(experiment)
   params.override({
@@ -73,6 +76,8 @@ def build_task_and_model(experiment: str, dataset: str, image_size: int, batch_s
                'train_data': {'output_size': [image_size, image_size],
                               'global_batch_size': batch_size, 'dtype': 'float32'}},
   }, is_strict=True)
+  if params_override:
+    params = hyperparams.override_params_dict(params, params_override, is_strict=True)
   if max_instances:
     params.task.train_data.max_instances = max_instances
   if dataset != 'all':
@@ -218,7 +223,7 @@ def main(_):
     tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP_THREADS.value)
   params, task, model, optimizer = build_task_and_model(
       _EXPERIMENT.value, _DATASET.value, _IMAGE_SIZE.value, _BATCH_SIZE.value,
-      _MAX_INSTANCES.value)
+      _MAX_INSTANCES.value, _PARAMS_OVERRIDE.value)
   num_classes = task._train_vocabularies.vocabularies[0].num_classes  # pylint: disable=protected-access
   batch = synthetic_batch(_BATCH_SIZE.value, _IMAGE_SIZE.value,
                           params.task.train_data.max_instances, _NUM_OBJECTS.value, num_classes)
@@ -229,7 +234,8 @@ def main(_):
   print(f'{_EXPERIMENT.value}: {_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, batch '
         f'{_BATCH_SIZE.value}, M={params.task.train_data.max_instances}, '
         f'{_NUM_OBJECTS.value} objects/image, datasets '
-        f'{[d.name for d in params.task.train_data.datasets]}, jit_compile={_JIT.value}')
+        f'{[d.name for d in params.task.train_data.datasets]}, jit_compile={_JIT.value}, '
+        f'host_matching={params.task.host_matching}')
   results, step_gflops = time_train_step(task, model, optimizer, batch, _JIT.value)
   step_seconds = results['train_step'][0]
   for name, (seconds, timings) in results.items():

@@ -105,6 +105,7 @@ class DataSegLoss(tf.Module):
                probability_clip: float = merge.DEFAULT_PROBABILITY_CLIP,
                semantic_matching: str = SEMANTIC_MATCHING_HUNGARIAN,
                gather_matched_pairs: bool = False,
+               host_matching: bool = False,
                name: Optional[str] = None):
     """Initialises the criterion.
 
@@ -135,6 +136,11 @@ class DataSegLoss(tf.Module):
         slot, padding included, and zeroes the inactive ones), several times
         faster when most slots are padding; not for XLA / TPU, which need
         static shapes.
+      host_matching: solve the Hungarian matching with SciPy on the host
+        (`matcher.hungarian_match(host_solver=True)`) instead of Model
+        Garden's in-graph solver on the padded square: the same assignment
+        (they can differ only on tied costs), ~0.2 s less per 512x512 COCO
+        step on a 2-core CPU; not for XLA / TPU.
       name: tf.Module name.
     """
     super().__init__(name=name)
@@ -168,6 +174,7 @@ class DataSegLoss(tf.Module):
     self._class_cost_type = class_cost_type
     self._probability_clip = probability_clip
     self._gather_matched_pairs = gather_matched_pairs
+    self._host_matching = host_matching
 
   @property
   def merge_operator(self) -> str:
@@ -234,7 +241,7 @@ class DataSegLoss(tf.Module):
       return matcher.match_by_class(last_layer.valid, gt_classes, gt_valid)
     return matcher.hungarian_match(
         self.matching_cost(last_layer, gt_masks, gt_classes, pixel_valid),
-        last_layer.valid, gt_valid)
+        last_layer.valid, gt_valid, host_solver=self._host_matching)
 
   def match(self, mask_logits: tf.Tensor, class_logits: tf.Tensor,
             labels: Mapping[str, tf.Tensor]) -> matcher.MatchResult:

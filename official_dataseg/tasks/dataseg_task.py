@@ -90,7 +90,10 @@ class DataSegTask(base_task.Task):
             merge_operator=params.merge_operator,
             semantic_matching=params.semantic_matching,
             class_cost_type=params.class_cost_type,
-            gather_matched_pairs=self._losses_may_use_dynamic_shapes())
+            gather_matched_pairs=(params.gather_matched_pairs
+                                  and self._losses_may_leave_the_graph_static()),
+            host_matching=(params.host_matching
+                           and self._losses_may_leave_the_graph_static()))
         for dataset, vocabulary in zip(params.train_data.datasets,
                                        self._train_vocabularies.vocabularies)]
     self._learning_rate_multipliers = tf.constant(
@@ -104,12 +107,14 @@ class DataSegTask(base_task.Task):
         synchronization=tf.VariableSynchronization.ON_WRITE,
         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
-  def _losses_may_use_dynamic_shapes(self) -> bool:
-    """False where the train step is compiled by XLA (TPU, `jit_compile_train_step`)."""
+  def _losses_may_leave_the_graph_static(self) -> bool:
+    """Dynamic shapes and host ops in the losses: not where XLA compiles the step.
+
+    False on TPU and with `jit_compile_train_step`.
+    """
     on_tpu = isinstance(tf.distribute.get_strategy(),
                         (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
-    return (self.task_config.gather_matched_pairs and not on_tpu
-            and not self.task_config.jit_compile_train_step)
+    return not on_tpu and not self.task_config.jit_compile_train_step
 
   # -------------------------------------------------------------------------
   # Model and optimizer.

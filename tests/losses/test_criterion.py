@@ -158,22 +158,31 @@ def _inputs(seed, num_layers=2, batch=2, queries=7, height=8, width=10,
 
 
 def _run(task, mask_logits, class_logits, labels, weights=ALL_TERMS,
-         gather_matched_pairs=False, merge_operator=merge.MERGE_CLIPPED_SUM):
+         gather_matched_pairs=False, merge_operator=merge.MERGE_CLIPPED_SUM,
+         host_matching=False):
   loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, weights,
                                merge_operator=merge_operator,
-                               gather_matched_pairs=gather_matched_pairs)
+                               gather_matched_pairs=gather_matched_pairs,
+                               host_matching=host_matching)
   out = loss(tf.constant(mask_logits), tf.constant(class_logits),
              {k: tf.constant(v) for k, v in labels.items()})
   return {k: float(v) for k, v in out.items()}
 
 
-@pytest.mark.parametrize('gather_matched_pairs', [False, True])
+# (gather_matched_pairs, host_matching): the static form of TPU / XLA, and the default off them.
+STATIC_AND_DYNAMIC = pytest.mark.parametrize(
+    'gather_matched_pairs,host_matching', [(False, False), (True, True)],
+    ids=['static', 'gathered_host_matching'])
+
+
+@STATIC_AND_DYNAMIC
 @pytest.mark.parametrize('task', common.TASK_TYPES)
-def test_matches_numpy_reference(task, gather_matched_pairs):
+def test_matches_numpy_reference(task, gather_matched_pairs, host_matching):
   for seed in range(2):
     mask_logits, class_logits, labels = _inputs(seed)
     got = _run(task, mask_logits, class_logits, labels,
-               gather_matched_pairs=gather_matched_pairs)
+               gather_matched_pairs=gather_matched_pairs,
+               host_matching=host_matching)
     expected = _np_reference(mask_logits, class_logits, labels, task,
                              ALL_TERMS)
     for name, value in expected.items():
@@ -211,16 +220,19 @@ def test_permuting_queries_and_gt_and_padding_change_nothing(task):
                                  err_msg=name)
 
 
+@pytest.mark.parametrize('host_matching', [False, True])
 @pytest.mark.parametrize('task', common.TASK_TYPES)
-def test_gathered_pairs_give_the_static_form_losses_and_gradients(task):
-  """The dynamic [K, h, w] mask losses equal the static [L, B, M, h, w] ones."""
+def test_gathered_pairs_give_the_static_form_losses_and_gradients(task, host_matching):
+  """The dynamic [K, h, w] mask losses equal the static [L, B, M, h, w] ones, and the host
+  solver's matching gives the in-graph solver's losses and gradients."""
   mask_logits, class_logits, labels = _inputs(6, num_layers=3, queries=9,
                                               max_gt=8, num_valid=(5, 1))
   labels = {k: tf.constant(v) for k, v in labels.items()}
   results = []
   for gather in (False, True):
     loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, ALL_TERMS,
-                                 gather_matched_pairs=gather)
+                                 gather_matched_pairs=gather,
+                                 host_matching=gather and host_matching)
     mask_var = tf.Variable(mask_logits)
     class_var = tf.Variable(class_logits)
     with tf.GradientTape() as tape:
@@ -238,12 +250,13 @@ def test_gathered_pairs_give_the_static_form_losses_and_gradients(task):
                                rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize('gather_matched_pairs', [False, True])
+@STATIC_AND_DYNAMIC
 @pytest.mark.parametrize('task', common.TASK_TYPES)
-def test_no_gt_gives_finite_loss_and_gradients(task, gather_matched_pairs):
+def test_no_gt_gives_finite_loss_and_gradients(task, gather_matched_pairs, host_matching):
   mask_logits, class_logits, labels = _inputs(4, num_valid=(0, 2))
   loss = criterion.DataSegLoss(task, NUM_CLASSES, IS_THING, ALL_TERMS,
-                               gather_matched_pairs=gather_matched_pairs)
+                               gather_matched_pairs=gather_matched_pairs,
+                               host_matching=host_matching)
   for valid in (labels[common.GT_VALID],
                 np.zeros_like(labels[common.GT_VALID])):
     labels[common.GT_VALID] = valid

@@ -27,6 +27,15 @@ def test_defaults_are_the_fidelity_studys_choice():
     assert criterion.class_cost_type == class_losses.CLASS_COST_CROSS_ENTROPY
 
 
+def test_dynamic_losses_and_host_matching_only_where_xla_does_not_compile_the_step():
+  for criterion in _task()._criteria:  # pylint: disable=protected-access
+    assert criterion._gather_matched_pairs and criterion._host_matching  # pylint: disable=protected-access
+  for criterion in _task(jit_compile_train_step=True)._criteria:  # pylint: disable=protected-access
+    assert not criterion._gather_matched_pairs and not criterion._host_matching  # pylint: disable=protected-access
+  for criterion in _task(host_matching=False)._criteria:  # pylint: disable=protected-access
+    assert criterion._gather_matched_pairs and not criterion._host_matching  # pylint: disable=protected-access
+
+
 def test_the_papers_merge_is_one_override_away():
   task = _task(merge_operator='clipped_sum', semantic_matching='hungarian')
   for criterion in task._criteria:  # pylint: disable=protected-access
