@@ -52,8 +52,9 @@ class DataSegTask(cfg.TaskConfig):
     host_matching: solve the Hungarian matching of the last layer's entries to the ground truth
       with SciPy (`linear_sum_assignment`) on the host, on each image's valid rows and columns,
       instead of Model Garden's in-graph solver on the padded square matrix (`losses/matcher.py`):
-      the same assignment (the two can differ only where costs tie), about 0.2 s less per
-      512x512 COCO step of batch 2 on a 2-core CPU. A host op does not compile for TPU: the
+      the same assignment (the two can differ only where costs tie); on a 2-core CPU the
+      in-graph solver alone took 0.19 s of a 512x512 COCO step of batch 2 and the step got
+      0.37-0.48 s faster (docs/performance.md). A host op does not compile for TPU: the
       in-graph solver is used on TPU and with `jit_compile_train_step` whatever this says.
     checkpoint_train_iterator: save the training input iterator (shuffle buffers, file positions,
       the dataset-choice stream) in every checkpoint, so a restarted run resumes at the same

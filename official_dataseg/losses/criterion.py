@@ -139,8 +139,8 @@ class DataSegLoss(tf.Module):
       host_matching: solve the Hungarian matching with SciPy on the host
         (`matcher.hungarian_match(host_solver=True)`) instead of Model
         Garden's in-graph solver on the padded square: the same assignment
-        (they can differ only on tied costs), ~0.2 s less per 512x512 COCO
-        step on a 2-core CPU; not for XLA / TPU.
+        (they can differ only on tied costs); the in-graph solver took 0.19 s
+        of a 512x512 COCO step on a 2-core CPU; not for XLA / TPU.
       name: tf.Module name.
     """
     super().__init__(name=name)
